@@ -1,0 +1,216 @@
+// Package app assembles the Meridian server from its components: built in
+// dependency order, started in that order, stopped in reverse so that
+// everything in flight is flushed.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"gopkg.in/yaml.v3"
+
+	"github.com/meridian-obs/meridian/internal/telemetry"
+	"github.com/meridian-obs/meridian/pipeline"
+	"github.com/meridian-obs/meridian/pipeline/store"
+	"github.com/meridian-obs/meridian/web"
+)
+
+// Component is the lifecycle every part of the server has.
+type Component interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+type named struct {
+	name string
+	c    Component
+}
+
+// App is an assembled server.
+type App struct {
+	Cfg      Config
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+
+	Store    *store.Store
+	Pipeline *pipeline.Pipeline
+	Web      *web.Server
+
+	components []named
+	started    int
+}
+
+func (a *App) add(name string, c Component) { a.components = append(a.components, named{name, c}) }
+
+// New builds every component; it does no I/O.
+func New(cfg Config, log *slog.Logger) (*App, error) {
+	a := &App{Cfg: cfg, Log: log, Registry: telemetry.NewRegistry()}
+	var err error
+	a.Store, err = store.New(cfg.ClickHouse, store.Deps{Log: log, Registry: a.Registry, StateDir: cfg.StateDir})
+	if err != nil {
+		return nil, err
+	}
+	a.add("store", a.Store)
+	a.Pipeline, err = pipeline.New(cfg.Pipeline, pipeline.Deps{Log: log, Registry: a.Registry, Store: a.Store,
+		StateDir: cfg.StateDir})
+	if err != nil {
+		return nil, err
+	}
+	a.add("pipeline", a.Pipeline)
+
+	// (components are built below this line, in dependency order)
+
+	// The web server is built last and started last, so that every API it
+	// serves is ready; it stops first.
+	a.Web, err = web.New(cfg.HTTP, web.Deps{Log: log, Registry: a.Registry, Gatherer: a.Registry, Ready: a.ready})
+	if err != nil {
+		return nil, err
+	}
+	a.Web.Mount("POST /api/v1/ingest/{table}", web.Admin, a.Pipeline.IngestHandler())
+	// (routes are mounted below this line)
+
+	a.add("web", a.Web)
+	return a, nil
+}
+
+// ready is the /readyz check: ClickHouse answers and migrations are done.
+func (a *App) ready(ctx context.Context) error {
+	if err := a.Store.CheckReady(ctx); err != nil {
+		return err
+	}
+	pending, err := store.Pending(ctx, a.Store.Conn())
+	if err != nil {
+		return err
+	}
+	if pending {
+		return errors.New("migrations pending")
+	}
+	return nil
+}
+
+// Start starts the components in order. On failure the started ones are
+// stopped in reverse.
+func (a *App) Start(ctx context.Context) error {
+	for i, n := range a.components {
+		if err := n.c.Start(ctx); err != nil {
+			a.started = i
+			sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			_ = a.Stop(sctx)
+			return fmt.Errorf("start %s: %w", n.name, err)
+		}
+		a.Log.Debug("started", "component", n.name)
+	}
+	a.started = len(a.components)
+	return nil
+}
+
+// Stop stops the started components in reverse order.
+func (a *App) Stop(ctx context.Context) error {
+	var errs []error
+	for i := a.started - 1; i >= 0; i-- {
+		n := a.components[i]
+		if err := n.c.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", n.name, err))
+		}
+		a.Log.Debug("stopped", "component", n.name)
+	}
+	a.started = 0
+	return errors.Join(errs...)
+}
+
+// Options of Run.
+type Options struct {
+	ConfigPath string
+	// Check validates the configuration and returns.
+	Check bool
+	// Dump prints the effective configuration (secrets redacted) and returns.
+	Dump   bool
+	Stdout io.Writer
+	Stderr io.Writer
+	// Started, when set, is called with the app once every component runs.
+	Started func(*App)
+	// ShutdownTimeout bounds the graceful stop.
+	ShutdownTimeout time.Duration
+}
+
+// ConfigError marks configuration errors (exit code 2).
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Run loads the configuration and serves until ctx ends or SIGINT/SIGTERM
+// arrives, then stops gracefully.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if opts.ShutdownTimeout == 0 {
+		opts.ShutdownTimeout = 60 * time.Second
+	}
+	cfg, err := LoadConfig(opts.ConfigPath)
+	if err != nil {
+		return &ConfigError{err}
+	}
+	if opts.Dump {
+		enc := yaml.NewEncoder(opts.Stdout)
+		enc.SetIndent(2)
+		return enc.Encode(cfg)
+	}
+	if opts.Check {
+		fmt.Fprintf(opts.Stdout, "configuration %s is valid\n", displayPath(opts.ConfigPath))
+		return nil
+	}
+	log := telemetry.NewLogger(cfg.Log, opts.Stderr)
+	slog.SetDefault(log)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	_, shutdownTracing, err := telemetry.SetupTracing(ctx, cfg.Tracing)
+	if err != nil {
+		return &ConfigError{err}
+	}
+	a, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("meridian is running", "api", a.Web.URL(), "clickhouse", a.Store.Config().Addr)
+	if opts.Started != nil {
+		opts.Started(a)
+	}
+	<-ctx.Done()
+	log.Info("stopping: flushing everything in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
+	defer cancel()
+	err = a.Stop(sctx)
+	if e := shutdownTracing(sctx); e != nil && err == nil {
+		err = e
+	}
+	if err == nil {
+		log.Info("stopped cleanly")
+	}
+	return err
+}
+
+func displayPath(p string) string {
+	if p == "" {
+		return "(defaults)"
+	}
+	return p
+}
