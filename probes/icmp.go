@@ -43,6 +43,9 @@ func (p *ICMP) Probe(ctx context.Context, c Check) Result {
 	pinger.Interval = c.Spacing
 	pinger.Timeout = time.Duration(c.Count-1)*c.Spacing + c.Timeout
 	pinger.RecordRtts = false
+	pinger.SetLogger(probing.NoopLogger{})
+	sendErrs := 0
+	pinger.OnSendError = func(*probing.Packet, error) { sendErrs++ }
 	var mu sync.Mutex
 	type pkt struct {
 		seq int
@@ -87,6 +90,7 @@ func (p *ICMP) Probe(ctx context.Context, c Check) Result {
 	if sent < len(rtts) {
 		sent = len(rtts)
 	}
+	p.Metrics.Count(TypeICMP, "send_error", sendErrs)
 	reason := ""
 	if len(rtts) == 0 {
 		reason = "timeout"

@@ -1,0 +1,533 @@
+// Package icmpengine is the shared-socket ICMP echo engine of the agent: one
+// raw socket per address family for every ICMP check, batched sends
+// (sendmmsg), batched receives (recvmmsg) with kernel receive timestamps
+// (SO_TIMESTAMPNS), an ICMP type filter in the kernel so only echo replies
+// wake it, and replies matched to their request by identifier and a 64-bit
+// token in the payload.
+//
+// Why not pro-bing everywhere: pro-bing opens a socket and goroutines per
+// Pinger and timestamps in user space after the Go scheduler wakes the
+// reader, so with thousands of targets the CPU grows per target and the
+// RTTs inflate with the load (measured in the issue: 50% of a core and p99
+// 3.4 ms for 1,000 targets). The engine's cost is per packet, not per
+// target, and the kernel timestamp does not move with scheduling delay.
+// pro-bing stays for one-shot probes (`meridian-agent probe`) and as the
+// fallback when raw sockets are not permitted (it can use unprivileged
+// datagram ICMP sockets).
+package icmpengine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+
+	"github.com/meridian-obs/meridian/probes"
+	"github.com/meridian-obs/meridian/probes/stats"
+)
+
+const (
+	payloadMagic = 0x4d524431 // "MRD1"
+	payloadLen   = 4 + 8 + 8  // magic, token, send time (ns)
+	batchSize    = 64
+	oobSize      = 64
+)
+
+// Engine sends and receives ICMP echo for any number of concurrent rounds.
+type Engine struct {
+	id      uint16
+	metrics *probes.Metrics
+
+	c4 *ipv4.PacketConn
+	c6 *ipv6.PacketConn
+
+	sendq chan *entry
+	token atomic.Uint64
+
+	mu      sync.Mutex
+	pending map[uint64]*entry
+
+	wg     sync.WaitGroup
+	closed chan struct{}
+
+	// Counters, read with Stats.
+	sent, recv, foreign atomic.Uint64
+}
+
+type entry struct {
+	token    uint64
+	dst      netip.Addr
+	seq      uint16
+	r        *round
+	idx      int
+	sentAt   time.Time
+	answered bool
+}
+
+type round struct {
+	mu       sync.Mutex
+	sent     int
+	rtts     []time.Duration
+	got      []bool
+	received int
+	dups     int
+	reord    int
+	maxIdx   int
+	done     chan struct{}
+	doneOnce sync.Once
+	sendErr  string
+}
+
+// Open opens the raw sockets (IPv4 required, IPv6 when the host has it).
+// It needs CAP_NET_RAW; callers fall back to pro-bing when it fails.
+func Open(m *probes.Metrics) (*Engine, error) {
+	var idb [2]byte
+	_, _ = rand.Read(idb[:])
+	e := &Engine{
+		id: binary.BigEndian.Uint16(idb[:]), metrics: m,
+		sendq: make(chan *entry, 65536), pending: map[uint64]*entry{}, closed: make(chan struct{}),
+	}
+	pc4, err := net.ListenPacket("ip4:icmp", "0.0.0.0")
+	if err != nil {
+		return nil, fmt.Errorf("icmp engine: raw IPv4 socket: %w", err)
+	}
+	if err := tune(pc4); err != nil {
+		pc4.Close()
+		return nil, err
+	}
+	e.c4 = ipv4.NewPacketConn(pc4)
+	var f4 ipv4.ICMPFilter
+	f4.SetAll(true)
+	f4.Accept(ipv4.ICMPTypeEchoReply)
+	if err := e.c4.SetICMPFilter(&f4); err != nil {
+		pc4.Close()
+		return nil, fmt.Errorf("icmp engine: ICMP_FILTER: %w", err)
+	}
+	if pc6, err := net.ListenPacket("ip6:ipv6-icmp", "::"); err == nil {
+		if tune(pc6) == nil {
+			e.c6 = ipv6.NewPacketConn(pc6)
+			var f6 ipv6.ICMPFilter
+			f6.SetAll(true)
+			f6.Accept(ipv6.ICMPTypeEchoReply)
+			_ = e.c6.SetICMPFilter(&f6)
+		} else {
+			pc6.Close()
+		}
+	}
+	e.wg.Add(1)
+	go e.sender()
+	e.wg.Add(1)
+	go e.receiver4()
+	if e.c6 != nil {
+		e.wg.Add(1)
+		go e.receiver6()
+	}
+	return e, nil
+}
+
+// tune enables kernel receive timestamps and a large receive buffer.
+func tune(pc net.PacketConn) error {
+	sc, ok := pc.(syscall.Conn)
+	if !ok {
+		return errors.New("icmp engine: no raw conn")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		if serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1); serr != nil {
+			return
+		}
+		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 8<<20)
+		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 8<<20)
+	})
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("icmp engine: SO_TIMESTAMPNS: %w", serr)
+	}
+	return nil
+}
+
+// Close stops the engine; rounds in flight end with what they have.
+func (e *Engine) Close() error {
+	select {
+	case <-e.closed:
+		return nil
+	default:
+	}
+	close(e.closed)
+	e.c4.Close()
+	if e.c6 != nil {
+		e.c6.Close()
+	}
+	e.wg.Wait()
+	return nil
+}
+
+// Stats returns packets sent, echo replies matched, and replies that carried
+// the engine's id but no pending token (late or forged).
+func (e *Engine) Stats() (sent, received, foreign uint64) {
+	return e.sent.Load(), e.recv.Load(), e.foreign.Load()
+}
+
+// Probe runs one round to c.Target (an address or a name). It implements
+// probes.Prober.
+func (e *Engine) Probe(ctx context.Context, c probes.Check) probes.Result {
+	c = c.WithDefaults()
+	start := time.Now()
+	res := probes.Result{Check: c.Name, Type: probes.TypeICMP, Target: c.Target, Time: start}
+	dst, err := resolve(ctx, c)
+	if err != nil {
+		res.Error = "dns"
+		e.metrics.Count(probes.TypeICMP, "dns", 1)
+		res.SetStats(stats.Compute(c.Count, nil, 0, 0))
+		return res
+	}
+	res.TargetAddr = dst.String()
+	if dst.Is6() && e.c6 == nil {
+		res.Error = "no_ipv6"
+		e.metrics.Count(probes.TypeICMP, "no_ipv6", 1)
+		res.SetStats(stats.Compute(c.Count, nil, 0, 0))
+		return res
+	}
+	r := &round{rtts: make([]time.Duration, c.Count), got: make([]bool, c.Count), maxIdx: -1, done: make(chan struct{})}
+	entries := make([]*entry, 0, c.Count)
+	for i := 0; i < c.Count; i++ {
+		if i > 0 && !sleep(ctx, c.Spacing) {
+			break
+		}
+		en := &entry{token: e.token.Add(1), dst: dst, seq: uint16(i), r: r, idx: i}
+		entries = append(entries, en)
+		r.mu.Lock()
+		r.sent++
+		r.mu.Unlock()
+		select {
+		case e.sendq <- en:
+		case <-ctx.Done():
+		case <-e.closed:
+		}
+	}
+	t := time.NewTimer(c.Timeout)
+	select {
+	case <-r.done:
+	case <-t.C:
+	case <-ctx.Done():
+	case <-e.closed:
+	}
+	t.Stop()
+	e.mu.Lock()
+	for _, en := range entries {
+		delete(e.pending, en.token)
+	}
+	e.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var answered []time.Duration
+	for i := 0; i < r.sent; i++ {
+		if r.got[i] {
+			answered = append(answered, r.rtts[i])
+		}
+	}
+	res.SetStats(stats.Compute(r.sent, answered, r.dups, r.reord))
+	if len(answered) == 0 {
+		res.Error = r.sendErr
+		if res.Error == "" {
+			res.Error = "timeout"
+		}
+		e.metrics.Count(probes.TypeICMP, res.Error, 1)
+	}
+	return res
+}
+
+func resolve(ctx context.Context, c probes.Check) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(c.Target); err == nil {
+		return a.Unmap(), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	network := "ip"
+	if n := c.Param("network", ""); n == "ip4" || n == "ip6" {
+		network = n
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, network, c.Target)
+	if err != nil || len(addrs) == 0 {
+		return netip.Addr{}, fmt.Errorf("resolve %s: %w", c.Target, err)
+	}
+	return addrs[0].Unmap(), nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// sender drains the queue in batches: it blocks for the first request,
+// takes whatever else is queued (up to 64), stamps them, registers them and
+// writes them with one sendmmsg per family.
+func (e *Engine) sender() {
+	defer e.wg.Done()
+	batch := make([]*entry, 0, batchSize)
+	bufs := make([][]byte, batchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, 8+payloadLen)
+	}
+	m4 := make([]ipv4.Message, 0, batchSize)
+	m6 := make([]ipv6.Message, 0, batchSize)
+	for {
+		batch = batch[:0]
+		select {
+		case en := <-e.sendq:
+			batch = append(batch, en)
+		case <-e.closed:
+			return
+		}
+	fill:
+		for len(batch) < batchSize {
+			select {
+			case en := <-e.sendq:
+				batch = append(batch, en)
+			default:
+				break fill
+			}
+		}
+		now := time.Now()
+		m4, m6 = m4[:0], m6[:0]
+		e.mu.Lock()
+		for i, en := range batch {
+			en.sentAt = now
+			e.pending[en.token] = en
+			b := bufs[i]
+			if en.dst.Is4() {
+				b[0] = 8
+			} else {
+				b[0] = 128
+			}
+			b[1] = 0
+			b[2], b[3] = 0, 0
+			binary.BigEndian.PutUint16(b[4:], e.id)
+			binary.BigEndian.PutUint16(b[6:], en.seq)
+			binary.BigEndian.PutUint32(b[8:], payloadMagic)
+			binary.BigEndian.PutUint64(b[12:], en.token)
+			binary.BigEndian.PutUint64(b[20:], uint64(now.UnixNano()))
+			if en.dst.Is4() {
+				binary.BigEndian.PutUint16(b[2:], checksum(b))
+				m4 = append(m4, ipv4.Message{Buffers: [][]byte{b}, Addr: &net.IPAddr{IP: en.dst.AsSlice()}})
+			} else {
+				// The kernel computes the ICMPv6 checksum on raw sockets.
+				m6 = append(m6, ipv6.Message{Buffers: [][]byte{b}, Addr: &net.IPAddr{IP: en.dst.AsSlice(), Zone: en.dst.Zone()}})
+			}
+		}
+		e.mu.Unlock()
+		if len(m4) > 0 {
+			e.writeAll4(m4, batch)
+		}
+		if len(m6) > 0 {
+			e.writeAll6(m6, batch)
+		}
+	}
+}
+
+func (e *Engine) writeAll4(ms []ipv4.Message, batch []*entry) {
+	for len(ms) > 0 {
+		n, err := e.c4.WriteBatch(ms, 0)
+		if n > 0 {
+			e.sent.Add(uint64(n))
+		}
+		if err != nil {
+			// The first message failed (e.g. EPERM from a firewall,
+			// ENETUNREACH): count it and skip it.
+			e.failSend(ms[max(n, 0)].Addr, err, batch)
+			n = max(n, 0) + 1
+		}
+		ms = ms[n:]
+	}
+}
+
+func (e *Engine) writeAll6(ms []ipv6.Message, batch []*entry) {
+	for len(ms) > 0 {
+		n, err := e.c6.WriteBatch(ms, 0)
+		if n > 0 {
+			e.sent.Add(uint64(n))
+		}
+		if err != nil {
+			e.failSend(ms[max(n, 0)].Addr, err, batch)
+			n = max(n, 0) + 1
+		}
+		ms = ms[n:]
+	}
+}
+
+func (e *Engine) failSend(addr net.Addr, err error, batch []*entry) {
+	reason := probes.Reason(err)
+	if errors.Is(err, syscall.EPERM) {
+		reason = "send_denied"
+	}
+	e.metrics.Count(probes.TypeICMP, "send_error", 1)
+	ip, _ := addr.(*net.IPAddr)
+	for _, en := range batch {
+		if ip != nil && net.IP(en.dst.AsSlice()).Equal(ip.IP) {
+			en.r.mu.Lock()
+			en.r.sendErr = reason
+			en.r.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (e *Engine) receiver4() {
+	defer e.wg.Done()
+	ms := make([]ipv4.Message, batchSize)
+	for i := range ms {
+		ms[i] = ipv4.Message{Buffers: [][]byte{make([]byte, 1500)}, OOB: make([]byte, oobSize)}
+	}
+	for {
+		n, err := e.c4.ReadBatch(ms, 0)
+		if err != nil {
+			select {
+			case <-e.closed:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		fallback := time.Now()
+		for i := 0; i < n; i++ {
+			b := ms[i].Buffers[0][:ms[i].N]
+			// Raw IPv4 sockets return the IP header.
+			if len(b) >= 20 && b[0]>>4 == 4 {
+				ihl := int(b[0]&0x0f) * 4
+				if len(b) < ihl {
+					continue
+				}
+				b = b[ihl:]
+			}
+			e.handle(b, 0, rxTime(ms[i].OOB[:ms[i].NN], fallback))
+		}
+	}
+}
+
+func (e *Engine) receiver6() {
+	defer e.wg.Done()
+	ms := make([]ipv6.Message, batchSize)
+	for i := range ms {
+		ms[i] = ipv6.Message{Buffers: [][]byte{make([]byte, 1500)}, OOB: make([]byte, oobSize)}
+	}
+	for {
+		n, err := e.c6.ReadBatch(ms, 0)
+		if err != nil {
+			select {
+			case <-e.closed:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		fallback := time.Now()
+		for i := 0; i < n; i++ {
+			e.handle(ms[i].Buffers[0][:ms[i].N], 129, rxTime(ms[i].OOB[:ms[i].NN], fallback))
+		}
+	}
+}
+
+// handle matches one ICMP message (header first) of type want.
+func (e *Engine) handle(b []byte, want byte, at time.Time) {
+	if len(b) < 8+payloadLen || b[0] != want || b[1] != 0 {
+		return
+	}
+	if binary.BigEndian.Uint16(b[4:]) != e.id || binary.BigEndian.Uint32(b[8:]) != payloadMagic {
+		return // another pinger's reply (fping, ping, another engine)
+	}
+	token := binary.BigEndian.Uint64(b[12:])
+	e.mu.Lock()
+	en := e.pending[token]
+	if en == nil {
+		e.mu.Unlock()
+		e.foreign.Add(1)
+		e.metrics.Count(probes.TypeICMP, "foreign_reply", 1)
+		return
+	}
+	dup := en.answered
+	en.answered = true
+	rtt := at.Sub(en.sentAt)
+	e.mu.Unlock()
+	r := en.r
+	r.mu.Lock()
+	if dup {
+		r.dups++
+		r.mu.Unlock()
+		return
+	}
+	e.recv.Add(1)
+	if rtt < 0 {
+		rtt = 0
+	}
+	r.rtts[en.idx] = rtt
+	r.got[en.idx] = true
+	r.received++
+	if en.idx < r.maxIdx {
+		r.reord++
+	} else {
+		r.maxIdx = en.idx
+	}
+	complete := r.received == len(r.got)
+	r.mu.Unlock()
+	if complete {
+		r.doneOnce.Do(func() { close(r.done) })
+	}
+}
+
+// rxTime reads the SCM_TIMESTAMPNS control message.
+func rxTime(oob []byte, fallback time.Time) time.Time {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return fallback
+	}
+	for _, m := range msgs {
+		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SCM_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(syscall.Timespec{})) {
+			ts := (*syscall.Timespec)(unsafe.Pointer(&m.Data[0]))
+			return time.Unix(int64(ts.Sec), int64(ts.Nsec))
+		}
+	}
+	return fallback
+}
+
+func checksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}

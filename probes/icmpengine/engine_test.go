@@ -1,0 +1,94 @@
+package icmpengine
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meridian-obs/meridian/probes"
+	"github.com/meridian-obs/meridian/probes/internal/nftloss"
+)
+
+func open(t testing.TB) *Engine {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		nftloss.Unavailable(t, "raw ICMP sockets need root")
+	}
+	e, err := Open(probes.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		nftloss.Unavailable(t, "%v", err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func TestEngineLossWithNftables(t *testing.T) {
+	const addr = "127.0.0.78"
+	rule := nftloss.Install(t, addr, 10)
+	e := open(t)
+	const n = 400
+	r := e.Probe(context.Background(), probes.Check{Type: probes.TypeICMP, Target: addr, Count: n, Spacing: 2 * time.Millisecond, Timeout: time.Second})
+	dropped := rule.Dropped(t)
+	if r.Sent != n || r.Sent-r.Received != dropped {
+		t.Fatalf("sent %d received %d, nftables dropped %d", r.Sent, r.Received, dropped)
+	}
+	sd := math.Sqrt(0.1 * 0.9 / n)
+	if math.Abs(r.LossRatio-0.1) > 3*sd {
+		t.Errorf("loss %.4f, want 0.10 ± %.4f", r.LossRatio, 3*sd)
+	}
+	if r.RTTMaxMs > 5 || r.RTTMinMs <= 0 || r.Duplicates != 0 || r.TargetAddr != addr {
+		t.Errorf("round %+v", r)
+	}
+	t.Logf("engine: sent %d received %d nft dropped %d loss %.4f avg %.3f ms p99 %.3f ms", r.Sent, r.Received, dropped, r.LossRatio, r.RTTAvgMs, r.RTTP99Ms)
+}
+
+// Many concurrent rounds share the sockets; every reply reaches its round.
+func TestEngineConcurrentTargets(t *testing.T) {
+	e := open(t)
+	const targets = 200
+	var wg sync.WaitGroup
+	results := make([]probes.Result, targets)
+	for i := 0; i < targets; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results[i] = e.Probe(context.Background(), probes.Check{Type: probes.TypeICMP,
+				Target: fmt.Sprintf("127.1.%d.%d", i/250, i%250+1), Count: 5, Spacing: 10 * time.Millisecond, Timeout: time.Second})
+		}(i)
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.Received != 5 || r.Error != "" || r.TargetAddr != fmt.Sprintf("127.1.%d.%d", i/250, i%250+1) {
+			t.Fatalf("target %d: %+v", i, r)
+		}
+	}
+	sent, recv, _ := e.Stats()
+	if sent != targets*5 || recv != targets*5 {
+		t.Errorf("engine stats sent %d recv %d", sent, recv)
+	}
+}
+
+func TestEngineIPv6AndBadTarget(t *testing.T) {
+	e := open(t)
+	r := e.Probe(context.Background(), probes.Check{Type: probes.TypeICMP, Target: "::1", Count: 3, Spacing: time.Millisecond, Timeout: time.Second})
+	if e.c6 != nil && (r.Received != 3 || r.TargetAddr != "::1") {
+		t.Errorf("::1: %+v", r)
+	}
+	r = e.Probe(context.Background(), probes.Check{Type: probes.TypeICMP, Target: "no-such-host.invalid", Count: 3, Timeout: 200 * time.Millisecond})
+	if r.Error != "dns" || r.LossRatio != 1 {
+		t.Errorf("bad name: %+v", r)
+	}
+}
+
+func TestChecksum(t *testing.T) {
+	// RFC 1071 example words 0001 f203 f4f5 f6f7 sum to ddf2 → checksum 220d.
+	if got := checksum([]byte{0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7}); got != 0x220d {
+		t.Errorf("checksum %04x, want 220d", got)
+	}
+}
