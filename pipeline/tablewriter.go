@@ -20,11 +20,14 @@ type tableWriter[T any] struct {
 	tbl *Table[T]
 	log *slog.Logger
 
-	mu      sync.Mutex
-	pending []T
-	spare   []T
-	space   chan struct{} // closed (and replaced) when the flusher takes rows
-	closed  bool
+	// The queue is a list of chunks of FlushRows rows each: the flusher
+	// takes a full chunk without copying, and chunks are recycled.
+	mu     sync.Mutex
+	chunks [][]T // oldest first; only the last may be partly filled
+	queued int
+	free   [][]T
+	space  chan struct{} // closed (and replaced) when the flusher takes rows
+	closed bool
 
 	kick       chan struct{} // the queue reached FlushRows, or stop
 	replayKick chan struct{}
@@ -69,19 +72,27 @@ func (w *tableWriter[T]) name() string { return w.tbl.Name }
 
 // Write queues rows, blocking while the queue is full.
 func (w *tableWriter[T]) Write(ctx context.Context, rows []T) error {
+	size := w.p.cfg.FlushRows
 	for len(rows) > 0 {
 		w.mu.Lock()
 		if w.closed {
 			w.mu.Unlock()
 			return ErrStopped
 		}
-		free := w.p.cfg.QueueRows - len(w.pending)
+		free := w.p.cfg.QueueRows - w.queued
 		if free > 0 {
-			n := min(free, len(rows))
-			w.pending = append(w.pending, rows[:n]...)
+			last := len(w.chunks) - 1
+			if last < 0 || len(w.chunks[last]) == size {
+				w.chunks = append(w.chunks, w.newChunkLocked())
+				last++
+			}
+			cur := w.chunks[last]
+			n := min(free, size-len(cur), len(rows))
+			w.chunks[last] = append(cur, rows[:n]...)
+			w.queued += n
 			rows = rows[n:]
-			full := len(w.pending) >= w.p.cfg.FlushRows
-			w.gQueue.Set(float64(len(w.pending)))
+			full := len(w.chunks[last]) == size
+			w.gQueue.Set(float64(w.queued))
 			w.mu.Unlock()
 			w.cReceived.Add(float64(n))
 			if full {
@@ -101,6 +112,15 @@ func (w *tableWriter[T]) Write(ctx context.Context, rows []T) error {
 		}
 	}
 	return nil
+}
+
+func (w *tableWriter[T]) newChunkLocked() []T {
+	if n := len(w.free); n > 0 {
+		c := w.free[n-1]
+		w.free = w.free[:n-1]
+		return c
+	}
+	return make([]T, 0, w.p.cfg.FlushRows)
 }
 
 func (w *tableWriter[T]) start() {
@@ -131,17 +151,35 @@ func (w *tableWriter[T]) stop(ctx context.Context) error {
 	return nil
 }
 
-// take swaps the queue out.
-func (w *tableWriter[T]) take() []T {
+// take removes the oldest chunk when it is full, or when partial is set
+// and it holds any rows.
+func (w *tableWriter[T]) take(partial bool) []T {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	rows := w.pending
-	w.pending = w.spare[:0]
-	w.spare = nil
+	if len(w.chunks) == 0 {
+		return nil
+	}
+	c := w.chunks[0]
+	if len(c) == 0 || (!partial && len(c) < w.p.cfg.FlushRows) {
+		return nil
+	}
+	w.chunks[0] = nil
+	w.chunks = w.chunks[1:]
+	w.queued -= len(c)
 	close(w.space)
 	w.space = make(chan struct{})
-	w.gQueue.Set(0)
-	return rows
+	w.gQueue.Set(float64(w.queued))
+	return c
+}
+
+// recycle returns a delivered chunk to the free list.
+func (w *tableWriter[T]) recycle(c []T) {
+	clear(c)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.free) < 4 {
+		w.free = append(w.free, c[:0])
+	}
 }
 
 func (w *tableWriter[T]) flushLoop() {
@@ -149,27 +187,23 @@ func (w *tableWriter[T]) flushLoop() {
 	t := time.NewTicker(w.p.cfg.FlushInterval)
 	defer t.Stop()
 	for {
+		partial := false
 		stopping := false
 		select {
 		case <-w.kick:
 		case <-t.C:
+			partial = true
 		case <-w.stopCh:
-			stopping = true
+			partial, stopping = true, true
 		}
+		// Full chunks first; on the timer (or at stop) the partial one too.
 		for {
-			rows := w.take()
-			if len(rows) == 0 {
+			rows := w.take(partial)
+			if rows == nil {
 				break
 			}
 			w.deliver(w.ctx(), rows)
-			clear(rows)
-			w.mu.Lock()
-			w.spare = rows[:0]
-			more := len(w.pending) >= w.p.cfg.FlushRows
-			w.mu.Unlock()
-			if !more && !stopping {
-				break
-			}
+			w.recycle(rows)
 		}
 		if stopping {
 			return
