@@ -20,11 +20,11 @@ const (
 // Reasons for malformed input, the reason label of
 // meridian_firewall_malformed_total.
 const (
-	ReasonNoHeader   = "no_header"   // no PRI or timestamp: stored, message = whole line
-	ReasonBadFields  = "bad_fields"  // a known format with unreadable fields: stored as unknown
-	ReasonEmpty      = "empty"       // empty frame: not stored
-	ReasonTooLong    = "too_long"    // frame over max_line_bytes: not stored
-	ReasonBadFrame   = "bad_frame"   // octet count unreadable: connection closed
+	ReasonNoHeader   = "no_header"  // no PRI or timestamp: stored, message = whole line
+	ReasonBadFields  = "bad_fields" // a known format with unreadable fields: stored as unknown
+	ReasonEmpty      = "empty"      // empty frame: not stored
+	ReasonTooLong    = "too_long"   // frame over max_line_bytes: not stored
+	ReasonBadFrame   = "bad_frame"  // octet count unreadable: connection closed
 	ReasonTooMany    = "too_many_connections"
 	ReasonTLS        = "tls_handshake"
 	ReasonBadUTF8    = "invalid_utf8" // stored, counted

@@ -144,9 +144,9 @@ func TestParse(t *testing.T) {
 				SrcAddr: ip("198.51.100.9"), DstAddr: ip("10.2.0.1"), SrcPort: 40000, DstPort: 23, Proto: 6, Rule: "0"},
 		},
 		{
-			name: "fortigate event log is unknown format",
-			line: `<189>date=2024-01-15 time=10:00:01 devname="FGT60E" logid="0100032001" type="event" subtype="system" msg="Administrator admin logged in"`,
-			want: record.FirewallEvent{Time: testNow, Vendor: "fortigate", Format: "unknown", Action: "unknown"},
+			name:   "fortigate event log is unknown format",
+			line:   `<189>date=2024-01-15 time=10:00:01 devname="FGT60E" logid="0100032001" type="event" subtype="system" msg="Administrator admin logged in"`,
+			want:   record.FirewallEvent{Time: testNow, Vendor: "fortigate", Format: "unknown", Action: "unknown"},
 			reason: ReasonNoHeader,
 		},
 		{
@@ -155,21 +155,21 @@ func TestParse(t *testing.T) {
 			want: record.FirewallEvent{Time: ts, Device: "web1", Vendor: "unknown", Format: "unknown", Action: "unknown"},
 		},
 		{
-			name: "garbage without header",
-			line: "\x00\xffnot syslog at all",
-			want: record.FirewallEvent{Time: testNow, Vendor: "unknown", Format: "unknown", Action: "unknown"},
+			name:   "garbage without header",
+			line:   "\x00\xffnot syslog at all",
+			want:   record.FirewallEvent{Time: testNow, Vendor: "unknown", Format: "unknown", Action: "unknown"},
 			reason: ReasonNoHeader,
 		},
 		{
-			name: "iptables with bad address becomes unknown and counted",
-			line: "<4>Jan 15 10:00:01 gw1 kernel: DROP IN=eth0 OUT= SRC=300.1.2.3 DST=10.0.0.1 PROTO=TCP SPT=1 DPT=2",
-			want: record.FirewallEvent{Time: ts, Device: "gw1", Vendor: "iptables", Format: "unknown", Action: "unknown"},
+			name:   "iptables with bad address becomes unknown and counted",
+			line:   "<4>Jan 15 10:00:01 gw1 kernel: DROP IN=eth0 OUT= SRC=300.1.2.3 DST=10.0.0.1 PROTO=TCP SPT=1 DPT=2",
+			want:   record.FirewallEvent{Time: ts, Device: "gw1", Vendor: "iptables", Format: "unknown", Action: "unknown"},
 			reason: ReasonBadFields,
 		},
 		{
-			name: "panos truncated becomes unknown and counted",
-			line: `<14>Jan 15 10:00:01 pa-fw1 1,2024/01/15 10:00:01,012801096514,TRAFFIC,end,2560,2024/01/15 10:00:01,10.1.1.10,8.8.8.8`,
-			want: record.FirewallEvent{Time: ts, Device: "pa-fw1", Vendor: "panos", Format: "unknown", Action: "unknown"},
+			name:   "panos truncated becomes unknown and counted",
+			line:   `<14>Jan 15 10:00:01 pa-fw1 1,2024/01/15 10:00:01,012801096514,TRAFFIC,end,2560,2024/01/15 10:00:01,10.1.1.10,8.8.8.8`,
+			want:   record.FirewallEvent{Time: ts, Device: "pa-fw1", Vendor: "panos", Format: "unknown", Action: "unknown"},
 			reason: ReasonBadFields,
 		},
 	}
@@ -191,11 +191,11 @@ func TestParse(t *testing.T) {
 
 func TestParseHeader(t *testing.T) {
 	tests := []struct {
-		line          string
-		kind          int
+		line           string
+		kind           int
 		host, app, msg string
-		time          time.Time
-		ok            bool
+		time           time.Time
+		ok             bool
 	}{
 		{"<13>Jan  5 03:04:05 h1 app[12]: hello world", syslog3164, "h1", "app", "hello world", time.Date(2024, 1, 5, 3, 4, 5, 0, time.UTC), true},
 		{"<13>Dec 31 23:59:59 h1 app: late", syslog3164, "h1", "app", "late", time.Date(2023, 12, 31, 23, 59, 59, 0, time.UTC), true},
