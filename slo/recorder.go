@@ -1,0 +1,221 @@
+package slo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/meridian-obs/meridian/pipeline/store"
+)
+
+// The recorder keeps slo_minutes and slo_hours up to date. For each SLO
+// (name and spec hash) it knows [covered_from, recorded_to):
+//
+//   - forward, every cycle: [recorded_to − late_window, now] is aggregated
+//     again from raw data and written with a new version, so late rows land
+//     in their own minute and the current minute grows as data arrives;
+//   - backward, when the SLO is new or its window grew: chunks of
+//     backfill_chunk before covered_from, newest first, until the SLO's
+//     longest window is covered (so recent figures are right at once).
+//
+// Each write re-aggregates whole minutes (and the hours holding them from
+// slo_minutes), so a minute's row always holds complete counts; readers use
+// FINAL to see only its latest version.
+
+type recKey struct {
+	slo  string
+	hash uint64
+}
+
+type recState struct {
+	coveredFrom, recordedTo time.Time
+}
+
+func floorMinute(t time.Time) time.Time { return t.UTC().Truncate(time.Minute) }
+func floorHour(t time.Time) time.Time   { return t.UTC().Truncate(time.Hour) }
+func ceilHour(t time.Time) time.Time {
+	f := floorHour(t)
+	if f.Equal(t) {
+		return f
+	}
+	return f.Add(time.Hour)
+}
+
+// needed is how far back an SLO must be recorded: its window and every
+// burn-rate window it reports.
+func (s *Spec) needed(end time.Time) time.Time {
+	start := s.WindowStart(end)
+	for _, w := range StandardWindows {
+		if t := end.Add(-w); t.Before(start) {
+			start = t
+		}
+	}
+	for _, r := range s.Alerting.Rules {
+		if t := end.Add(-r.LongWindow.D()); t.Before(start) {
+			start = t
+		}
+	}
+	return floorHour(start)
+}
+
+func (e *Engine) loadRecorderState(ctx context.Context, conn driver.Conn) error {
+	rows, err := conn.Query(ctx, "SELECT slo, spec_hash, covered_from, recorded_to FROM slo_recorder_state FINAL")
+	if err != nil {
+		return fmt.Errorf("read slo_recorder_state: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k recKey
+		var st recState
+		if err := rows.Scan(&k.slo, &k.hash, &st.coveredFrom, &st.recordedTo); err != nil {
+			return fmt.Errorf("read slo_recorder_state: %w", err)
+		}
+		st.coveredFrom, st.recordedTo = st.coveredFrom.UTC(), st.recordedTo.UTC()
+		e.rec[k] = &st
+	}
+	return rows.Err()
+}
+
+func (e *Engine) record(ctx context.Context, conn driver.Conn, specs []*Spec, now time.Time) error {
+	if !e.recLoaded {
+		if err := e.loadRecorderState(ctx, conn); err != nil {
+			return err
+		}
+		e.recLoaded = true
+	}
+	target := floorMinute(now).Add(time.Minute)
+	deadline := time.Now().Add(e.cfg.BackfillBudget)
+	type todo struct {
+		s  *Spec
+		st *recState
+	}
+	var back []todo
+	for _, s := range specs {
+		k := recKey{s.Name, s.Hash()}
+		st := e.rec[k]
+		if st == nil {
+			h := floorHour(target)
+			st = &recState{coveredFrom: h, recordedTo: h}
+			e.rec[k] = st
+		}
+		from := st.recordedTo.Add(-e.cfg.LateWindow)
+		if from.Before(st.coveredFrom) {
+			from = st.coveredFrom
+		}
+		from = floorMinute(from)
+		var err error
+		// A long outage of the engine: catch up in chunks.
+		for from.Before(target) && err == nil {
+			to := from.Add(e.cfg.BackfillChunk)
+			if to.After(target) {
+				to = target
+			}
+			if err = e.aggregate(ctx, conn, s, from, to); err == nil {
+				if to.After(st.recordedTo) {
+					st.recordedTo = to
+				}
+				from = to
+			}
+		}
+		if err == nil {
+			err = e.saveState(ctx, conn, s, st)
+		}
+		e.setRecErr(s.Name, err)
+		if err == nil && st.coveredFrom.After(s.needed(target)) {
+			back = append(back, todo{s, st})
+		}
+	}
+	// Back-fill, newest chunks first, round-robin over the SLOs, within
+	// the cycle's budget (at least one chunk per cycle).
+	first := true
+	for len(back) > 0 && (first || time.Now().Before(deadline)) {
+		first = false
+		var next []todo
+		for _, t := range back {
+			need := t.s.needed(target)
+			to := t.st.coveredFrom
+			from := to.Add(-e.cfg.BackfillChunk)
+			if from.Before(need) {
+				from = need
+			}
+			if err := e.aggregate(ctx, conn, t.s, from, to); err != nil {
+				e.setRecErr(t.s.Name, err)
+				continue
+			}
+			t.st.coveredFrom = from
+			if err := e.saveState(ctx, conn, t.s, t.st); err != nil {
+				e.setRecErr(t.s.Name, err)
+				continue
+			}
+			if from.After(need) {
+				next = append(next, t)
+			}
+			if time.Now().After(deadline) {
+				break
+			}
+		}
+		back = next
+	}
+	return ctx.Err()
+}
+
+func (e *Engine) setRecErr(slo string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err != nil {
+		e.metrics.recordErrors.WithLabelValues(slo).Inc()
+		if e.recErrs[slo] == nil {
+			e.log.Error("SLO recording failed", "slo", slo, "err", err)
+		}
+		e.recErrs[slo] = err
+		return
+	}
+	delete(e.recErrs, slo)
+}
+
+func (e *Engine) recErr(slo string) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.recErrs[slo]
+}
+
+// aggregate writes the per-minute counts of [from, to) (whole minutes)
+// and the hours overlapping it.
+func (e *Engine) aggregate(ctx context.Context, conn driver.Conn, s *Spec, from, to time.Time) error {
+	version := uint64(time.Now().UnixNano())
+	hash := s.Hash()
+	q := fmt.Sprintf("INSERT INTO slo_minutes (slo, spec_hash, grp, minute, good, total, version) SELECT %s, toUInt64(%d), grp, m, good, total, toUInt64(%d) FROM (%s)",
+		store.Quote(s.Name), hash, version, s.MinuteQuery(from, to))
+	if err := conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("SLO %q: record minutes %s–%s: %w", s.Name, from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+	}
+	hf, ht := floorHour(from), ceilHour(to)
+	q = fmt.Sprintf(`INSERT INTO slo_hours (slo, spec_hash, grp, hour, good, total, version)
+SELECT slo, spec_hash, grp, toDateTime(intDiv(toUInt32(minute), 3600) * 3600) AS h, sum(good), sum(total), toUInt64(%d)
+FROM slo_minutes FINAL
+WHERE slo = %s AND spec_hash = %d AND minute >= toDateTime(%d) AND minute < toDateTime(%d)
+GROUP BY slo, spec_hash, grp, h`, version, store.Quote(s.Name), hash, hf.Unix(), ht.Unix())
+	if err := conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("SLO %q: record hours: %w", s.Name, err)
+	}
+	return nil
+}
+
+func (e *Engine) saveState(ctx context.Context, conn driver.Conn, s *Spec, st *recState) error {
+	q := fmt.Sprintf("INSERT INTO slo_recorder_state (slo, spec_hash, covered_from, recorded_to, version) SELECT %s, toUInt64(%d), toDateTime(%d), toDateTime(%d), toUInt64(%d)",
+		store.Quote(s.Name), s.Hash(), st.coveredFrom.Unix(), st.recordedTo.Unix(), time.Now().UnixNano())
+	if err := conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("SLO %q: save recorder state: %w", s.Name, err)
+	}
+	return nil
+}
+
+// coverage returns the recorder's covered_from of an SLO (zero if unknown).
+func (e *Engine) coverage(s *Spec) time.Time {
+	if st := e.rec[recKey{s.Name, s.Hash()}]; st != nil {
+		return st.coveredFrom
+	}
+	return time.Time{}
+}
