@@ -1,0 +1,44 @@
+# Meridian — network observability and SLO engine.
+SHELL := /bin/bash
+GO ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+BIN := bin
+PKGS := ./...
+GOTESTFLAGS ?=
+FUZZTIME ?= 10s
+
+.PHONY: help build test test-race bench fuzz lint demo deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build meridian, meridian-agent and the tools into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+deps: ## install the Debian packages the tests and the demo use (root)
+	@bash scripts/install-deps.sh
+
+test: ## run every test (real ClickHouse and peers; CI=true makes a missing peer a failure)
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 30m $(GOTESTFLAGS) $(PKGS)
+
+test-race: ## run every test with the race detector
+	$(GO) test -race -count=1 -timeout 45m $(GOTESTFLAGS) $(PKGS)
+
+bench: ## run the benchmarks and print their figures
+	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 30m ./pipeline/ ./collectors/... ./slo/... ./probes/... ./runbooks/... | grep -E '^(Benchmark|ok|PASS|FAIL|goos|cpu)|/s|ns/op'
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@bash scripts/fuzz-all.sh $(FUZZTIME)
+
+lint: ## gofmt, go vet, and staticcheck when installed
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	@if command -v staticcheck >/dev/null; then staticcheck $(PKGS); else echo "staticcheck not installed; skipped"; fi
+
+demo: ## install what is missing, build, and run Meridian on its embedded default
+	@bash scripts/demo.sh
+
+clean: ## remove build outputs
+	rm -rf $(BIN)
