@@ -10,13 +10,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -177,6 +181,15 @@ type Deps struct {
 	// Ready returns nil when the server is ready to serve (ClickHouse
 	// answers, migrations done).
 	Ready func(ctx context.Context) error
+	// Conn gives the ClickHouse connection the data endpoints read (nil
+	// before the store is connected). Without it the data endpoints
+	// answer 503.
+	Conn func() driver.Conn
+	// StateDir holds users.json and the first-start admin credentials
+	// (under StateDir/web). Empty: no users, only static tokens.
+	StateDir string
+	// Stdout receives the first-start admin credentials (once).
+	Stdout io.Writer
 }
 
 // Server is the HTTP component.
@@ -194,6 +207,7 @@ type Server struct {
 
 	mu    sync.RWMutex
 	auths []Authenticator
+	users *Users
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -247,6 +261,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Gatherer != nil {
 		s.Mount("GET /metrics", Public, promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
 	}
+	if deps.StateDir != "" {
+		s.users = NewUsers(filepath.Join(deps.StateDir, "web", "users.json"), cfg.TLSCertPath != "")
+		s.AddAuthenticator(s.users)
+	}
+	s.mountAuth()
+	s.mountData()
+	s.mountDashboard()
 	return s, nil
 }
 
@@ -332,6 +353,9 @@ func (s *Server) wrap(route string, access Access, h http.Handler) http.Handler 
 		if access >= Viewer {
 			p, ok, err := s.authenticate(r)
 			switch {
+			case errors.Is(err, ErrCSRF):
+				httpx.Error(sw, http.StatusForbidden, "csrf", "%v", err)
+				return
 			case err != nil:
 				httpx.Error(sw, http.StatusUnauthorized, "unauthorized", "%v", err)
 				return
@@ -390,6 +414,9 @@ func (s *Server) Start(ctx context.Context) error {
 			httpx.NotFound(w, "no route %s %s", r.Method, r.URL.Path)
 		}))
 	}
+	if err := s.bootstrapUsers(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("web: listen %s: %w", s.cfg.Listen, err)
@@ -419,6 +446,35 @@ func (s *Server) Start(ctx context.Context) error {
 	s.log.Info("listening", "addr", s.Addr(), "tls", s.cfg.TLSCertPath != "")
 	return nil
 }
+
+// bootstrapUsers loads the users file and, on first start, creates the
+// admin: its password is printed once to Stdout and written to a 0600 file;
+// only its hash is kept in users.json.
+func (s *Server) bootstrapUsers() error {
+	if s.users == nil {
+		return nil
+	}
+	if err := s.users.Load(); err != nil {
+		return err
+	}
+	credPath := filepath.Join(s.deps.StateDir, "web", "initial-admin.txt")
+	name, pw, err := s.users.Bootstrap(credPath)
+	if err != nil {
+		return err
+	}
+	if name != "" {
+		out := s.deps.Stdout
+		if out == nil {
+			out = os.Stdout
+		}
+		fmt.Fprintf(out, "\nMeridian created the first dashboard user (shown once):\n  username: %s\n  password: %s\n  (also in %s, mode 0600)\n\n", name, pw, credPath)
+		s.log.Info("created the initial admin user; credentials printed to stdout and written to a 0600 file", "user", name, "file", credPath)
+	}
+	return nil
+}
+
+// Users returns the user store (nil without a state directory).
+func (s *Server) Users() *Users { return s.users }
 
 // Addr returns the listening address.
 func (s *Server) Addr() string {

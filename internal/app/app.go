@@ -70,7 +70,8 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 
 	// The web server is built last and started last, so that every API it
 	// serves is ready; it stops first.
-	a.Web, err = web.New(cfg.HTTP, web.Deps{Log: log, Registry: a.Registry, Gatherer: a.Registry, Ready: a.ready})
+	a.Web, err = web.New(cfg.HTTP, web.Deps{Log: log, Registry: a.Registry, Gatherer: a.Registry, Ready: a.ready,
+		Conn: a.Store.Conn, StateDir: cfg.StateDir})
 	if err != nil {
 		return nil, err
 	}

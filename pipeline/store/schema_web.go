@@ -1,0 +1,73 @@
+package store
+
+// Rollups the dashboard reads (package web): probe results per 5 minutes and
+// per hour, filled by materialized views from probe_results. Each row holds
+// aggregate states per (agent source, target) series: the round count, the
+// packets sent and received, quantiles of the per-round median RTT over the
+// answered rounds (the "smoke" band), min/max RTT and mean jitter. Readers
+// merge the states (-Merge) over any coarser step, so a 30-day chart reads
+// ~720 rows per series instead of every round.
+func init() {
+	Register(
+		Migration{
+			Version: 6001,
+			Name:    "probe_rollup_5m",
+			Statements: []string{
+				probeRollupTable("probe_rollup_5m"),
+				probeRollupView("probe_rollup_5m", "toStartOfFiveMinute(time)"),
+			},
+			Partitioned: []string{"probe_rollup_5m"},
+		},
+		Migration{
+			Version: 6002,
+			Name:    "probe_rollup_1h",
+			Statements: []string{
+				probeRollupTable("probe_rollup_1h"),
+				probeRollupView("probe_rollup_1h", "toStartOfHour(time)"),
+			},
+			Partitioned: []string{"probe_rollup_1h"},
+		},
+	)
+}
+
+// ProbeQuantiles are the levels of the smoke band kept by the probe rollups.
+const ProbeQuantiles = "0.05, 0.25, 0.5, 0.75, 0.95"
+
+func probeRollupTable(name string) string {
+	return `CREATE TABLE IF NOT EXISTS ` + name + ` (
+	t DateTime,
+	src_region String,
+	src_site String,
+	target String,
+	target_region String,
+	target_site String,
+	check_name String,
+	probe_type String,
+	n_rounds AggregateFunction(count),
+	n_sent AggregateFunction(sum, UInt64),
+	n_received AggregateFunction(sum, UInt64),
+	rtt_q AggregateFunction(quantilesIf(` + ProbeQuantiles + `), Float64, UInt8),
+	rtt_min AggregateFunction(minIf, Float64, UInt8),
+	rtt_max AggregateFunction(maxIf, Float64, UInt8),
+	jitter AggregateFunction(avgIf, Float64, UInt8),
+	last_seen AggregateFunction(max, DateTime)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMMDD(t)
+ORDER BY (target, src_region, t, src_site, target_region, target_site, check_name, probe_type)`
+}
+
+func probeRollupView(name, bucket string) string {
+	return `CREATE MATERIALIZED VIEW IF NOT EXISTS ` + name + `_mv TO ` + name + ` AS SELECT
+	` + bucket + ` AS t,
+	src_region, src_site, target, target_region, target_site, check_name, probe_type,
+	countState() AS n_rounds,
+	sumState(toUInt64(sent)) AS n_sent,
+	sumState(toUInt64(received)) AS n_received,
+	quantilesIfState(` + ProbeQuantiles + `)(rtt_p50_ms, received > 0) AS rtt_q,
+	minIfState(rtt_min_ms, received > 0) AS rtt_min,
+	maxIfState(rtt_max_ms, received > 0) AS rtt_max,
+	avgIfState(jitter_ms, received > 1) AS jitter,
+	maxState(time) AS last_seen
+FROM probe_results
+GROUP BY t, src_region, src_site, target, target_region, target_site, check_name, probe_type`
+}
