@@ -199,11 +199,6 @@ func indexNode(n *yaml.Node, path string, lines map[int]string, paths map[string
 			if _, ok := lines[k.Line]; !ok {
 				lines[k.Line] = p
 			}
-			if v.Line != k.Line {
-				if _, ok := lines[v.Line]; !ok {
-					lines[v.Line] = p
-				}
-			}
 			paths[p] = k.Line
 			indexNode(v, p, lines, paths)
 		}
