@@ -2,7 +2,8 @@
 # Installs the Debian packages listed in .ci/packages.txt that are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t pkgs < <(grep -v '^\s*#' .ci/packages.txt | sed 's/\s.*//' | grep -v '^$' | sort -u)
+list=${1:-.ci/packages.txt}
+mapfile -t pkgs < <(grep -v '^\s*#' "$list" | sed 's/\s.*//' | grep -v '^$' | sort -u)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
