@@ -135,4 +135,3 @@ func TestIntoClickHouse(t *testing.T) {
 		t.Errorf("panos row: %s %s %s %s %q %q", src, dst, natSrc, region, rule, raw)
 	}
 }
-
