@@ -17,9 +17,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
+	"github.com/meridian-obs/meridian/collectors/firewall"
+	"github.com/meridian-obs/meridian/collectors/vpc"
 	"github.com/meridian-obs/meridian/internal/telemetry"
 	"github.com/meridian-obs/meridian/pipeline"
 	"github.com/meridian-obs/meridian/pipeline/store"
+	probeserver "github.com/meridian-obs/meridian/probes/server"
 	"github.com/meridian-obs/meridian/web"
 )
 
@@ -42,7 +45,10 @@ type App struct {
 
 	Store    *store.Store
 	Pipeline *pipeline.Pipeline
+	Probes   *probeserver.Server
 	Web      *web.Server
+	Firewall *firewall.Collector
+	VPCLogs  *vpc.Watcher
 
 	components []named
 	started    int
@@ -67,6 +73,22 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	a.add("pipeline", a.Pipeline)
 
 	// (components are built below this line, in dependency order)
+	a.Probes, err = probeserver.New(cfg.Probes, probeserver.Deps{Log: log, Registry: a.Registry,
+		Sink: a.Pipeline.ProbeResults(), StateDir: cfg.StateDir})
+	if err != nil {
+		return nil, err
+	}
+	a.add("probes", a.Probes)
+	a.Firewall, err = firewall.New(cfg.Firewall, firewall.Deps{Log: log, Registry: a.Registry, Sink: a.Pipeline.FirewallEvents()})
+	if err != nil {
+		return nil, err
+	}
+	a.add("firewall", a.Firewall)
+	a.VPCLogs, err = vpc.NewWatcher(cfg.VPCLogs, vpc.Deps{Log: log, Registry: a.Registry, Sink: a.Pipeline.Flows(), StateDir: cfg.StateDir})
+	if err != nil {
+		return nil, err
+	}
+	a.add("vpc_logs", a.VPCLogs)
 
 	// The web server is built last and started last, so that every API it
 	// serves is ready; it stops first.
@@ -77,6 +99,8 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	}
 	a.Web.Mount("POST /api/v1/ingest/{table}", web.Admin, a.Pipeline.IngestHandler())
 	// (routes are mounted below this line)
+	a.Web.Mount("/api/v1/agent/", web.Self, a.Probes.AgentHandler())
+	a.Web.Mount("GET /api/v1/agents", web.Viewer, a.Probes.AgentsHandler())
 
 	a.add("web", a.Web)
 	return a, nil

@@ -1,10 +1,13 @@
 package app
 
 import (
+	"github.com/meridian-obs/meridian/collectors/firewall"
+	"github.com/meridian-obs/meridian/collectors/vpc"
 	"github.com/meridian-obs/meridian/internal/config"
 	"github.com/meridian-obs/meridian/internal/telemetry"
 	"github.com/meridian-obs/meridian/pipeline"
 	"github.com/meridian-obs/meridian/pipeline/store"
+	probeserver "github.com/meridian-obs/meridian/probes/server"
 	"github.com/meridian-obs/meridian/web"
 )
 
@@ -21,6 +24,9 @@ type Config struct {
 	ClickHouse store.Config            `yaml:"clickhouse"`
 	Pipeline   pipeline.Config         `yaml:"pipeline"`
 	// (component sections are added below this line)
+	Probes   probeserver.Config `yaml:"probes"`
+	Firewall firewall.Config    `yaml:"firewall"`
+	VPCLogs  vpc.Config         `yaml:"vpc_logs"`
 }
 
 // DefaultConfig returns the embedded default.
@@ -32,6 +38,9 @@ func DefaultConfig() Config {
 		HTTP:       web.DefaultConfig(),
 		ClickHouse: store.DefaultConfig(),
 		Pipeline:   pipeline.DefaultConfig(),
+		Probes:     probeserver.DefaultConfig(),
+		Firewall:   firewall.DefaultConfig(),
+		VPCLogs:    vpc.DefaultConfig(),
 	}
 }
 
@@ -46,6 +55,9 @@ func (c *Config) Validate(r *config.Reporter) {
 	r.Validate("clickhouse", c.ClickHouse)
 	r.Validate("pipeline", c.Pipeline)
 	// (component sections are validated below this line)
+	r.Validate("probes", c.Probes)
+	r.Validate("firewall", c.Firewall)
+	r.Validate("vpc_logs", c.VPCLogs)
 }
 
 // LoadConfig reads a configuration file over the defaults; path "" gives the
