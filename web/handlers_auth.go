@@ -12,6 +12,7 @@ import (
 const authBodyLimit = 16 << 10
 
 func (s *Server) mountAuth() {
+	s.Mount("GET /api/v1/session", Public, http.HandlerFunc(s.session))
 	s.Mount("POST /api/v1/session", Public, http.HandlerFunc(s.login))
 	s.Mount("DELETE /api/v1/session", Viewer, http.HandlerFunc(s.logout))
 	s.Mount("GET /api/v1/me", Viewer, http.HandlerFunc(s.me))
@@ -59,9 +60,10 @@ type loginRequest struct {
 }
 
 type meResponse struct {
-	Name string `json:"name"`
-	Role Role   `json:"role"`
-	Via  string `json:"via"`
+	Authenticated bool   `json:"authenticated"`
+	Name          string `json:"name"`
+	Role          Role   `json:"role"`
+	Via           string `json:"via"`
 	// CSRFToken must be sent as X-CSRF-Token on every state-changing
 	// request of the session.
 	CSRFToken string `json:"csrf_token,omitempty"`
@@ -88,7 +90,23 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("login", "user", p.Name, "role", p.Role)
 	http.SetCookie(w, s.users.Cookie(id, int(sessionAbsolute.Seconds())))
 	w.Header().Set("Cache-Control", "no-store")
-	httpx.JSON(w, http.StatusOK, meResponse{Name: p.Name, Role: p.Role, Via: p.Via, CSRFToken: csrf})
+	httpx.JSON(w, http.StatusOK, meResponse{Authenticated: true, Name: p.Name, Role: p.Role, Via: p.Via, CSRFToken: csrf})
+}
+
+// session tells the dashboard whether it is signed in (200 either way, so
+// that the login page loads without an error).
+func (s *Server) session(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	p, ok, err := s.authenticate(r)
+	if err != nil || !ok {
+		httpx.JSON(w, http.StatusOK, map[string]any{"authenticated": false})
+		return
+	}
+	resp := meResponse{Name: p.Name, Role: p.Role, Via: p.Via, Authenticated: true}
+	if p.Via == "session" && s.users != nil {
+		resp.CSRFToken = s.users.CSRF(r)
+	}
+	httpx.JSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
@@ -101,7 +119,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 	p, _ := PrincipalFrom(r.Context())
-	resp := meResponse{Name: p.Name, Role: p.Role, Via: p.Via}
+	resp := meResponse{Authenticated: true, Name: p.Name, Role: p.Role, Via: p.Via}
 	if p.Via == "session" && s.users != nil {
 		resp.CSRFToken = s.users.CSRF(r)
 	}

@@ -267,6 +267,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.mountAuth()
 	s.mountData()
+	s.mountSLOData()
 	s.mountDashboard()
 	return s, nil
 }
