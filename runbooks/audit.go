@@ -38,9 +38,11 @@ type runRow struct {
 // with backoff; only when the buffer is full is the oldest record dropped
 // (and counted).
 type auditWriter struct {
-	conn  func() driver.Conn
-	log   *slog.Logger
-	limit int
+	conn func() driver.Conn
+	// memoryOnly: no ClickHouse configured; records live only in the runs.
+	memoryOnly bool
+	log        *slog.Logger
+	limit      int
 
 	mu      sync.Mutex
 	audit   []AuditRecord
@@ -67,6 +69,9 @@ func newAuditWriter(conn func() driver.Conn, limit int, log *slog.Logger, m *met
 }
 
 func (w *auditWriter) addAudit(r AuditRecord) {
+	if w.memoryOnly {
+		return
+	}
 	w.mu.Lock()
 	if len(w.audit)+len(w.runs) >= w.limit && len(w.audit) > 0 {
 		w.audit = w.audit[1:]
@@ -79,6 +84,9 @@ func (w *auditWriter) addAudit(r AuditRecord) {
 }
 
 func (w *auditWriter) addRun(r runRow) {
+	if w.memoryOnly {
+		return
+	}
 	w.mu.Lock()
 	if len(w.audit)+len(w.runs) >= w.limit && len(w.runs) > 0 {
 		w.runs = w.runs[1:]

@@ -157,12 +157,7 @@ func New(cfg Config, deps Deps) (*Executor, error) {
 		paused: cfg.Paused, runs: map[string]*Run{}, byKey: map[string]string{}, lastStart: map[string]time.Time{},
 		now: time.Now}
 	e.audit = newAuditWriter(conn, cfg.AuditBuffer, log, m)
-	if deps.ClickHouse == nil {
-		e.audit.insertAudit = func(context.Context, driver.Conn, []AuditRecord) error { return nil }
-		e.audit.insertRuns = func(context.Context, driver.Conn, []runRow) error { return nil }
-		e.audit.conn = func() driver.Conn { return nil }
-		e.audit.limit = 1 // nothing to keep
-	}
+	e.audit.memoryOnly = deps.ClickHouse == nil
 	e.ctx, e.stop = context.WithCancel(context.Background())
 	return e, nil
 }
