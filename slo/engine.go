@@ -111,6 +111,7 @@ type Engine struct {
 	rec         map[recKey]*recState
 	recLoaded   bool
 	recErrs     map[string]error // per SLO, the last recording error
+	settled     map[recKey]time.Time
 	lastHistory time.Time
 
 	cycleMu sync.Mutex
@@ -141,6 +142,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		statuses: map[key]Status{},
 		rec:      map[recKey]*recState{},
 		recErrs:  map[string]error{},
+		settled:  map[recKey]time.Time{},
 	}
 	m, err := newMetrics(deps.Registry)
 	if err != nil {

@@ -9,6 +9,7 @@ type metrics struct {
 	burn                                   *prometheus.GaugeVec
 	firing                                 *prometheus.GaugeVec
 	errors, recordErrors                   *prometheus.CounterVec
+	goodTotal, eventsTotal                 *prometheus.CounterVec
 	loadErrors                             prometheus.Counter
 	evalSeconds, recordSeconds             prometheus.Histogram
 }
@@ -29,6 +30,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Failed SLO cycles by reason (not_connected, record, evaluate, history)."}, []string{"reason"}),
 		recordErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meridian_slo_record_errors_total",
 			Help: "Failed recordings of an SLO's per-minute counts."}, []string{"slo"}),
+		goodTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meridian_slo_good_total",
+			Help: "Good events (or good timeslices) of settled minutes, counted since the engine started."}, []string{"slo", "group"}),
+		eventsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meridian_slo_total",
+			Help: "Events (or timeslices) of settled minutes, counted since the engine started."}, []string{"slo", "group"}),
 		loadErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_slo_file_errors_total",
 			Help: "SLO files rejected at load."}),
 		evalSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "meridian_slo_evaluation_duration_seconds",
@@ -37,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Time of one recording pass over every SLO.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
 	}
 	for _, c := range []prometheus.Collector{m.sli, m.objective, m.budget, m.hasData, m.stale, m.burn, m.firing,
-		m.errors, m.recordErrors, m.loadErrors, m.evalSeconds, m.recordSeconds} {
+		m.errors, m.recordErrors, m.goodTotal, m.eventsTotal, m.loadErrors, m.evalSeconds, m.recordSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -122,6 +122,9 @@ func (e *Engine) record(ctx context.Context, conn driver.Conn, specs []*Spec, no
 		if err == nil {
 			err = e.saveState(ctx, conn, s, st)
 		}
+		if err == nil {
+			err = e.settle(ctx, conn, s, st)
+		}
 		e.setRecErr(s.Name, err)
 		if err == nil && st.coveredFrom.After(s.needed(target)) {
 			back = append(back, todo{s, st})
@@ -218,4 +221,42 @@ func (e *Engine) coverage(s *Spec) time.Time {
 		return st.coveredFrom
 	}
 	return time.Time{}
+}
+
+// settle adds the minutes that left the late window (they will not change
+// any more) to the meridian_slo_good_total and meridian_slo_total counters,
+// which the exported Prometheus rules read. Counting starts when the engine
+// starts.
+func (e *Engine) settle(ctx context.Context, conn driver.Conn, s *Spec, st *recState) error {
+	k := recKey{s.Name, s.Hash()}
+	to := floorMinute(st.recordedTo.Add(-e.cfg.LateWindow))
+	from, ok := e.settled[k]
+	if !ok || from.Before(st.coveredFrom) {
+		e.settled[k] = to
+		return nil
+	}
+	if !to.After(from) {
+		return nil
+	}
+	rows, err := conn.Query(ctx, fmt.Sprintf(`SELECT grp, sum(good), sum(total) FROM slo_minutes FINAL
+WHERE slo = %s AND spec_hash = %d AND minute >= toDateTime(%d) AND minute < toDateTime(%d) GROUP BY grp`,
+		store.Quote(s.Name), k.hash, from.Unix(), to.Unix()))
+	if err != nil {
+		return fmt.Errorf("SLO %q: settle: %w", s.Name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var grp string
+		var good, total uint64
+		if err := rows.Scan(&grp, &good, &total); err != nil {
+			return fmt.Errorf("SLO %q: settle: %w", s.Name, err)
+		}
+		e.metrics.goodTotal.WithLabelValues(s.Name, grp).Add(float64(good))
+		e.metrics.eventsTotal.WithLabelValues(s.Name, grp).Add(float64(total))
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("SLO %q: settle: %w", s.Name, err)
+	}
+	e.settled[k] = to
+	return nil
 }

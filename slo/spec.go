@@ -54,6 +54,10 @@ type Spec struct {
 	SLI        SLI               `yaml:"sli" json:"sli"`
 	Alerting   AlertPolicy       `yaml:"alerting,omitempty" json:"alerting"`
 	Labels     map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	// Prometheus names the counters the exported Prometheus rules read
+	// (default: Meridian's own meridian_slo_good_total and
+	// meridian_slo_total for this SLO).
+	Prometheus *PromSource `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
 
 	// File is where the SLO was loaded from (not part of the YAML).
 	File string `yaml:"-" json:"file,omitempty"`
@@ -102,6 +106,14 @@ type ExprSLI struct {
 	Good  string `yaml:"good" json:"good"`
 	Total string `yaml:"total" json:"total"`
 	Value string `yaml:"value,omitempty" json:"value,omitempty"`
+}
+
+// PromSource: PromQL counter selectors of good and total events, and the
+// label of those series holding the group.
+type PromSource struct {
+	Good       string `yaml:"good" json:"good"`
+	Total      string `yaml:"total" json:"total"`
+	GroupLabel string `yaml:"group_label,omitempty" json:"group_label,omitempty"`
 }
 
 // AlertPolicy configures the burn-rate alerts of an SLO.
