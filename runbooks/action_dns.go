@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strings"
 	"time"
 
@@ -199,7 +200,12 @@ func guard(m *dns.Msg, name string, t uint16, cur []dns.RR) {
 		m.RRsetNotUsed([]dns.RR{&dns.ANY{Hdr: dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET}}})
 		return
 	}
-	m.Used(cur)
+	// Used zeroes the TTLs of what it is given: hand it copies.
+	cp := make([]dns.RR, len(cur))
+	for i, rr := range cur {
+		cp[i] = dns.Copy(rr)
+	}
+	m.Used(cp)
 }
 
 // Undo restores the saved RRset, unless someone changed the records since.
@@ -234,5 +240,6 @@ func rrText(rrs []dns.RR) string {
 			parts[i] = rr.String()
 		}
 	}
+	sort.Strings(parts)
 	return "[" + strings.Join(parts, ", ") + "]"
 }
