@@ -17,12 +17,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
+	"github.com/meridian-obs/meridian/alerting"
 	"github.com/meridian-obs/meridian/collectors/firewall"
 	"github.com/meridian-obs/meridian/collectors/vpc"
 	"github.com/meridian-obs/meridian/internal/telemetry"
 	"github.com/meridian-obs/meridian/pipeline"
 	"github.com/meridian-obs/meridian/pipeline/store"
 	probeserver "github.com/meridian-obs/meridian/probes/server"
+	"github.com/meridian-obs/meridian/slo"
 	"github.com/meridian-obs/meridian/web"
 )
 
@@ -47,6 +49,8 @@ type App struct {
 	Pipeline *pipeline.Pipeline
 	Probes   *probeserver.Server
 	Web      *web.Server
+	Alerting *alerting.Alerting
+	SLO      *slo.Engine
 	Firewall *firewall.Collector
 	VPCLogs  *vpc.Watcher
 
@@ -73,6 +77,19 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	a.add("pipeline", a.Pipeline)
 
 	// (components are built below this line, in dependency order)
+	a.Alerting, err = alerting.New(cfg.Alerting, alerting.Deps{Log: log, Registry: a.Registry, Store: a.Store})
+	if err != nil {
+		return nil, err
+	}
+	a.add("alerting", a.Alerting)
+	// The SLO engine stops before alerting (reverse order): no status
+	// reaches a stopped alerting component.
+	a.SLO, err = slo.New(cfg.SLO, slo.Deps{Log: log, Registry: a.Registry, Store: a.Store})
+	if err != nil {
+		return nil, err
+	}
+	a.SLO.Listen(a.Alerting.ObserveSLO)
+	a.add("slo", a.SLO)
 	a.Probes, err = probeserver.New(cfg.Probes, probeserver.Deps{Log: log, Registry: a.Registry,
 		Sink: a.Pipeline.ProbeResults(), StateDir: cfg.StateDir})
 	if err != nil {
@@ -99,6 +116,10 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	}
 	a.Web.Mount("POST /api/v1/ingest/{table}", web.Admin, a.Pipeline.IngestHandler())
 	// (routes are mounted below this line)
+	a.Web.Mount("GET /api/v1/slos", web.Viewer, a.SLO.ListHandler())
+	a.Web.Mount("GET /api/v1/slos/{name}", web.Viewer, a.SLO.GetHandler())
+	a.Web.Mount("GET /api/v1/alerts", web.Viewer, a.Alerting.AlertsHandler())
+	a.Web.Mount("POST /api/v1/alertmanager/webhook", web.Self, a.Alerting.WebhookHandler())
 	a.Web.Mount("/api/v1/agent/", web.Self, a.Probes.AgentHandler())
 	a.Web.Mount("GET /api/v1/agents", web.Viewer, a.Probes.AgentsHandler())
 

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/meridian-obs/meridian/alerting"
 	"github.com/meridian-obs/meridian/collectors/firewall"
 	"github.com/meridian-obs/meridian/collectors/vpc"
 	"github.com/meridian-obs/meridian/internal/config"
@@ -8,6 +9,7 @@ import (
 	"github.com/meridian-obs/meridian/pipeline"
 	"github.com/meridian-obs/meridian/pipeline/store"
 	probeserver "github.com/meridian-obs/meridian/probes/server"
+	"github.com/meridian-obs/meridian/slo"
 	"github.com/meridian-obs/meridian/web"
 )
 
@@ -24,6 +26,8 @@ type Config struct {
 	ClickHouse store.Config            `yaml:"clickhouse"`
 	Pipeline   pipeline.Config         `yaml:"pipeline"`
 	// (component sections are added below this line)
+	Alerting alerting.Config    `yaml:"alerting"`
+	SLO      slo.Config         `yaml:"slo"`
 	Probes   probeserver.Config `yaml:"probes"`
 	Firewall firewall.Config    `yaml:"firewall"`
 	VPCLogs  vpc.Config         `yaml:"vpc_logs"`
@@ -38,6 +42,8 @@ func DefaultConfig() Config {
 		HTTP:       web.DefaultConfig(),
 		ClickHouse: store.DefaultConfig(),
 		Pipeline:   pipeline.DefaultConfig(),
+		Alerting:   alerting.DefaultConfig(),
+		SLO:        slo.DefaultConfig(),
 		Probes:     probeserver.DefaultConfig(),
 		Firewall:   firewall.DefaultConfig(),
 		VPCLogs:    vpc.DefaultConfig(),
@@ -55,6 +61,8 @@ func (c *Config) Validate(r *config.Reporter) {
 	r.Validate("clickhouse", c.ClickHouse)
 	r.Validate("pipeline", c.Pipeline)
 	// (component sections are validated below this line)
+	r.Validate("alerting", c.Alerting)
+	r.Validate("slo", c.SLO)
 	r.Validate("probes", c.Probes)
 	r.Validate("firewall", c.Firewall)
 	r.Validate("vpc_logs", c.VPCLogs)
