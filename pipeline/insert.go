@@ -8,6 +8,10 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // sendError marks an error that happened after the batch started to travel to
@@ -22,7 +26,16 @@ func sent(err error) bool {
 	return errors.As(err, &se)
 }
 
-func (w *tableWriter[T]) insert(ctx context.Context, rows []T, id uint64) error {
+func (w *tableWriter[T]) insert(ctx context.Context, rows []T, id uint64) (err error) {
+	ctx, span := otel.Tracer("github.com/meridian-obs/meridian/pipeline").Start(ctx, "pipeline.insert",
+		trace.WithAttributes(attribute.String("db.table", w.tbl.Name), attribute.Int("rows", len(rows))))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "insert failed")
+		}
+		span.End()
+	}()
 	conn := w.p.store.Conn()
 	if conn == nil {
 		return errNotReady
