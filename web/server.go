@@ -23,6 +23,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-obs/meridian/internal/config"
 	"github.com/meridian-obs/meridian/internal/httpx"
@@ -334,6 +336,10 @@ func (w *statusWriter) Flush() {
 func (s *Server) wrap(route string, access Access, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		ctx, span := otel.Tracer("github.com/meridian-obs/meridian/web").Start(r.Context(), r.Method+" "+route,
+			trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
+		r = r.WithContext(ctx)
 		sw := &statusWriter{ResponseWriter: w}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
