@@ -379,12 +379,13 @@ func (e *Engine) sender() {
 }
 
 func (e *Engine) writeAll4(ms []ipv4.Message, batch []*entry) {
+	// Counted before the write: on loopback the reply can be matched
+	// before WriteBatch returns.
+	e.sent.Add(uint64(len(ms)))
 	for len(ms) > 0 {
 		n, err := e.c4.WriteBatch(ms, 0)
-		if n > 0 {
-			e.sent.Add(uint64(n))
-		}
 		if err != nil {
+			e.sent.Add(^uint64(0)) // the failed message was not sent
 			// The first message failed (e.g. EPERM from a firewall,
 			// ENETUNREACH): count it and skip it.
 			e.failSend(ms[max(n, 0)].Addr, err, batch)
@@ -395,12 +396,13 @@ func (e *Engine) writeAll4(ms []ipv4.Message, batch []*entry) {
 }
 
 func (e *Engine) writeAll6(ms []ipv6.Message, batch []*entry) {
+	// Counted before the write: on loopback the reply can be matched
+	// before WriteBatch returns.
+	e.sent.Add(uint64(len(ms)))
 	for len(ms) > 0 {
 		n, err := e.c6.WriteBatch(ms, 0)
-		if n > 0 {
-			e.sent.Add(uint64(n))
-		}
 		if err != nil {
+			e.sent.Add(^uint64(0)) // the failed message was not sent
 			e.failSend(ms[max(n, 0)].Addr, err, batch)
 			n = max(n, 0) + 1
 		}

@@ -92,3 +92,36 @@ func TestChecksum(t *testing.T) {
 		t.Errorf("checksum %04x, want 220d", got)
 	}
 }
+
+// A target that never answers (nftables drops everything to it) costs its
+// own round a timeout and nothing else: rounds to healthy targets sharing
+// the engine finish as fast as without it.
+func TestEngineBlackholeDoesNotStallOthers(t *testing.T) {
+	const dead = "127.0.0.79"
+	rule := nftloss.Install(t, dead, 100)
+	e := open(t)
+	var wg sync.WaitGroup
+	var deadRes probes.Result
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		deadRes = e.Probe(context.Background(), probes.Check{Type: probes.TypeICMP, Target: dead, Count: 20, Spacing: 5 * time.Millisecond, Timeout: 2 * time.Second})
+	}()
+	time.Sleep(20 * time.Millisecond)
+	t0 := time.Now()
+	for i := 0; i < 10; i++ {
+		r := e.Probe(context.Background(), probes.Check{Type: probes.TypeICMP, Target: fmt.Sprintf("127.0.1.%d", i+1), Count: 3, Spacing: time.Millisecond, Timeout: 2 * time.Second})
+		if r.Received != 3 {
+			t.Errorf("healthy target %d: %+v", i, r)
+		}
+	}
+	// Ten healthy rounds complete on their answers, long before the dead
+	// round's 2 s timeout (a generous bound: this only fails if they waited).
+	if d := time.Since(t0); d > 1500*time.Millisecond {
+		t.Errorf("healthy rounds took %s while a blackholed round was pending", d)
+	}
+	wg.Wait()
+	if deadRes.Received != 0 || deadRes.Error != "timeout" || deadRes.Sent != 20 || rule.Dropped(t) != 20 {
+		t.Errorf("dead round %+v, dropped %d", deadRes, rule.Dropped(t))
+	}
+}

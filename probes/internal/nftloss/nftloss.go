@@ -44,11 +44,18 @@ func Install(t testing.TB, addr string, percent int) *Rule {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	r := &Rule{table: "meridian_test_" + hex.EncodeToString(b)}
+	rule := []string{"add", "rule", "inet", r.table, "c", "ip", "daddr", addr, "icmp", "type", "echo-request"}
+	if percent < 100 {
+		rule = append(rule, "numgen", "random", "mod", "100", "<", strconv.Itoa(percent))
+	}
+	rule = append(rule, "counter", "drop")
+	// The input hook: the request is sent (sendmsg succeeds) and lost on
+	// the way in, as on a real path. (An output-hook drop makes sendmsg
+	// fail with EPERM, which probers see as a send error, not as loss.)
 	cmds := [][]string{
 		{"add", "table", "inet", r.table},
 		{"add", "chain", "inet", r.table, "c", "{ type filter hook input priority 0; policy accept; }"},
-		{"add", "rule", "inet", r.table, "c", "ip", "daddr", addr, "icmp", "type", "echo-request",
-			"numgen", "random", "mod", "100", "<", strconv.Itoa(percent), "counter", "drop"},
+		rule,
 	}
 	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "inet", r.table).Run() })
 	for _, c := range cmds {
