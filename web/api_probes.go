@@ -149,7 +149,7 @@ func (s *Server) probeSeries(ctx context.Context, conn driver.Conn, r *http.Requ
 	w, args := probeWhere(q)
 	step := int64(q.Step / time.Second)
 	sql := `SELECT toUInt32(intDiv(toUInt32(t), ?) * ?) AS b, countMerge(n_rounds), sumMerge(n_sent), sumMerge(n_received),
-	quantilesIfMerge(` + store.ProbeQuantiles + `)(rtt_q), minIfMerge(rtt_min), maxIfMerge(rtt_max), avgIfMerge(jitter)
+	quantilesTDigestIfMerge(` + store.ProbeQuantiles + `)(rtt_q), minIfMerge(rtt_min), maxIfMerge(rtt_max), avgIfMerge(jitter)
 FROM ` + table + ` WHERE t >= toDateTime(?) AND t < toDateTime(?)` + w + `
 GROUP BY b ORDER BY b`
 	all := append([]any{step, step, q.From.Unix(), q.To.Unix()}, args...)
@@ -223,7 +223,7 @@ func (s *Server) probeSummary(ctx context.Context, conn driver.Conn, r *http.Req
 	table := rangeTable(q)
 	w, args := probeWhere(q)
 	sql := `SELECT src_region, target_region, target, countMerge(n_rounds), sumMerge(n_sent), sumMerge(n_received),
-	quantilesIfMerge(` + store.ProbeQuantiles + `)(rtt_q), avgIfMerge(jitter), maxMerge(last_seen)
+	quantilesTDigestIfMerge(` + store.ProbeQuantiles + `)(rtt_q), avgIfMerge(jitter), maxMerge(last_seen)
 FROM ` + table + ` WHERE t >= toDateTime(?) AND t < toDateTime(?)` + w + `
 GROUP BY src_region, target_region, target ORDER BY target, src_region LIMIT ?`
 	all := append([]any{q.From.Unix(), q.To.Unix()}, args...)
@@ -273,7 +273,7 @@ func (s *Server) probeMatrix(ctx context.Context, conn driver.Conn, r *http.Requ
 	table := rangeTable(q)
 	w, args := probeWhere(q)
 	sql := `SELECT src_region, target_region, sumMerge(n_sent), sumMerge(n_received),
-	quantilesIfMerge(` + store.ProbeQuantiles + `)(rtt_q)
+	quantilesTDigestIfMerge(` + store.ProbeQuantiles + `)(rtt_q)
 FROM ` + table + ` WHERE t >= toDateTime(?) AND t < toDateTime(?)` + w + `
 GROUP BY src_region, target_region ORDER BY src_region, target_region LIMIT 10000`
 	rows, err := conn.Query(ctx, sql, append([]any{q.From.Unix(), q.To.Unix()}, args...)...)

@@ -206,6 +206,7 @@ type Server struct {
 	tokens []staticToken
 
 	rootMounted bool
+	routes      []string
 
 	mu    sync.RWMutex
 	auths []Authenticator
@@ -300,8 +301,12 @@ func (s *Server) Mount(pattern string, access Access, h http.Handler) {
 	if pattern == "/" {
 		s.rootMounted = true
 	}
+	s.routes = append(s.routes, pattern)
 	s.mux.Handle(pattern, s.wrap(pattern, access, h))
 }
+
+// Routes returns the mounted patterns, in mount order.
+func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
 
 // Handler returns the root handler (for tests).
 func (s *Server) Handler() http.Handler { return s.mux }

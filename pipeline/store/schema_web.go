@@ -7,6 +7,13 @@ package store
 // answered rounds (the "smoke" band), min/max RTT and mean jitter. Readers
 // merge the states (-Merge) over any coarser step, so a 30-day chart reads
 // ~720 rows per series instead of every round.
+//
+// The band uses t-digest states (quantilesTDigest): a few hundred bytes per
+// state and cheap to merge, approximate to about 1 % in rank — plenty for a
+// chart. The sort key starts with the bucket time because every dashboard
+// query bounds time and most span every series (a region is a source or a
+// target region); measured on 18.16 this was 3-10× faster than a
+// target-first key with reservoir quantiles (web/loadtest).
 func init() {
 	Register(
 		Migration{
@@ -46,14 +53,14 @@ func probeRollupTable(name string) string {
 	n_rounds AggregateFunction(count),
 	n_sent AggregateFunction(sum, UInt64),
 	n_received AggregateFunction(sum, UInt64),
-	rtt_q AggregateFunction(quantilesIf(` + ProbeQuantiles + `), Float64, UInt8),
+	rtt_q AggregateFunction(quantilesTDigestIf(` + ProbeQuantiles + `), Float64, UInt8),
 	rtt_min AggregateFunction(minIf, Float64, UInt8),
 	rtt_max AggregateFunction(maxIf, Float64, UInt8),
 	jitter AggregateFunction(avgIf, Float64, UInt8),
 	last_seen AggregateFunction(max, DateTime)
 ) ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMMDD(t)
-ORDER BY (target, src_region, t, src_site, target_region, target_site, check_name, probe_type)`
+ORDER BY (t, src_region, target_region, target, src_site, target_site, check_name, probe_type)`
 }
 
 func probeRollupView(name, bucket string) string {
@@ -63,7 +70,7 @@ func probeRollupView(name, bucket string) string {
 	countState() AS n_rounds,
 	sumState(toUInt64(sent)) AS n_sent,
 	sumState(toUInt64(received)) AS n_received,
-	quantilesIfState(` + ProbeQuantiles + `)(rtt_p50_ms, received > 0) AS rtt_q,
+	quantilesTDigestIfState(` + ProbeQuantiles + `)(rtt_p50_ms, received > 0) AS rtt_q,
 	minIfState(rtt_min_ms, received > 0) AS rtt_min,
 	maxIfState(rtt_max_ms, received > 0) AS rtt_max,
 	avgIfState(jitter_ms, received > 1) AS jitter,

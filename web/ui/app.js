@@ -53,7 +53,7 @@
     while (Math.abs(v) >= 1000 && i < u.length - 1) { v /= 1000; i++; }
     return v.toFixed(1) + " " + u[i] + unit;
   }
-  function fmtTime(s) { if (!s) return "–"; var d = new Date(s); return isNaN(d) ? "–" : d.toISOString().replace("T", " ").slice(0, 19) + "Z"; }
+  function fmtTime(s) { if (!s) return "–"; var d = new Date(s); return isNaN(d) ? "–" : d.getTime() <= 0 ? "never" : d.toISOString().replace("T", " ").slice(0, 19) + "Z"; }
   function fmtDur(sec) {
     if (sec === null || sec === undefined) return "–";
     if (sec < 120) return Math.round(sec) + " s";
@@ -306,11 +306,19 @@
     if (!r.ok) return missing(r) ? empty("The runbooks API is not enabled.", "Configure the runbooks section (runbook files and their DNS, BGP or webhook actions) to run and approve remediations.") : failed(r, "Runbook runs");
     var runs = runItems(r.data);
     if (!runs.length) return empty(actions ? "No run is waiting for approval." : "No runbook run in memory yet.", actions ? null : "Runs start when an alert matches a runbook trigger, or manually (POST /api/v1/runbooks/{name}/run).");
-    return h("table", { "data-testid": "runs" }, h("thead", null, h("tr", null, ["Run", "Runbook", "Group", "State", "Requested", "By", ""].map(function (x) { return h("th", { text: x }); }))),
+    if (actions) {
+      // Compact: every run here waits for approval.
+      return h("table", { "data-testid": "runs" }, h("thead", null, h("tr", null, ["Run", "Runbook", "Group", "Since", ""].map(function (x) { return h("th", { text: x }); }))),
+        h("tbody", null, runs.map(function (run) {
+          return h("tr", { "data-run": run.id }, h("td", null, h("a", { href: href("run", run.id, {}), text: run.id })), h("td", { text: run.runbook }),
+            h("td", { text: run.group || "" }), h("td", { text: fmtTime(run.created_at).slice(11) }), h("td", null, decideButtons(run, render)));
+        })));
+    }
+    return h("table", { "data-testid": "runs" }, h("thead", null, h("tr", null, ["Run", "Runbook", "Group", "State", "Requested", "By"].map(function (x) { return h("th", { text: x }); }))),
       h("tbody", null, runs.map(function (run) {
         return h("tr", { "data-run": run.id }, h("td", null, h("a", { href: href("run", run.id, {}), text: run.id })), h("td", { text: run.runbook }),
           h("td", { text: run.group || "" }), h("td", null, chip(run.state)), h("td", { text: fmtTime(run.created_at) }),
-          h("td", { text: run.requested_by || run.origin || "" }), h("td", null, actions ? decideButtons(run, render) : null));
+          h("td", { text: run.requested_by || run.origin || "" }));
       })));
   }
   function agentItems(data) { return Array.isArray(data) ? data : (data && data.agents) || []; }
@@ -321,7 +329,7 @@
     if (!list.length) return empty(staleOnly ? "No stale agent." : "No agent has registered yet.", staleOnly ? null : "Start meridian-agent with an agent token; it appears here after its first report.");
     return h("table", null, h("thead", null, h("tr", null, ["Agent", "Region", "Site", "Last report", "Health"].map(function (x) { return h("th", { text: x }); }))),
       h("tbody", null, list.map(function (a) {
-        var health = a.health || (a.stale ? "stale" : (a.healthy === false ? "unhealthy" : "ok"));
+        var health = a.health || (a.stale ? "stale" : a.registered === false ? "never reported" : (a.healthy === false ? "unhealthy" : "ok"));
         return h("tr", null, h("td", { text: a.name || a.id || a.agent || "" }), h("td", null, a.region ? h("a", { href: href("probes", "", { region: a.region }), text: a.region }) : ""),
           h("td", { text: a.site || "" }), h("td", { text: fmtTime(a.last_report || a.last_seen) }), h("td", null, chip(health === "ok" ? "ok" : health === "stale" ? "bad" : health)));
       })));
@@ -510,7 +518,7 @@
         if (!r.data.t.length) { replaceBody(rate, none()); return; }
         var el = chartEl("flow-rate"); replaceBody(rate, el);
         lineChart(el, "", r.data.t, [r.data.bits_per_second, r.data.packets_per_second], ["bits/s", "packets/s"], ["#1f5fbf", "#d99a14"], "", function (v) { return fmtRate(v, ""); }, function (o) {
-          o.scales.pps = {}; o.series[2].scale = "pps"; o.axes.push({ scale: "pps", side: 1, grid: { show: false }, size: 60, values: function (u, vals) { return vals.map(function (v) { return fmtRate(v, "pps"); }); } });
+          o.scales.pps = {}; o.series[2].scale = "pps"; o.axes.push({ scale: "pps", side: 1, grid: { show: false }, size: 80, values: function (u, vals) { return vals.map(function (v) { return fmtRate(v, "pps"); }); } });
         });
       }),
       get("/api/v1/flows/matrix", q).then(function (r) {
