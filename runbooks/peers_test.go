@@ -194,10 +194,10 @@ type gobgpPeer struct {
 	proc    *proc
 }
 
-func startGoBGP(t testing.TB, localASN uint32, speakerAddr string) *gobgpPeer {
+func startGoBGP(t testing.TB, peerASN, speakerASN uint32, speakerAddr string) *gobgpPeer {
 	t.Helper()
 	need(t, "gobgpd", "gobgp")
-	g := &gobgpPeer{addr: fmt.Sprintf("127.0.%d.%d", 100+rand.IntN(100), 2+rand.IntN(250)), asn: 65002}
+	g := &gobgpPeer{addr: fmt.Sprintf("127.0.%d.%d", 100+rand.IntN(100), 2+rand.IntN(250)), asn: peerASN}
 	g.port = freePort(t, g.addr)
 	g.apiPort = freePort(t, "127.0.0.1")
 	conf := fmt.Sprintf(`[global.config]
@@ -215,7 +215,7 @@ func startGoBGP(t testing.TB, localASN uint32, speakerAddr string) *gobgpPeer {
   [neighbors.timers.config]
     hold-time = 9
     keepalive-interval = 3
-`, g.asn, g.addr, g.port, g.addr, speakerAddr, localASN)
+`, g.asn, g.addr, g.port, g.addr, speakerAddr, speakerASN)
 	f := filepath.Join(t.TempDir(), "gobgpd.toml")
 	must(t, os.WriteFile(f, []byte(conf), 0o644))
 	g.proc = startProc(t, "gobgpd", "-f", f, "--api-hosts", fmt.Sprintf("127.0.0.1:%d", g.apiPort), "--pprof-disable")

@@ -351,3 +351,5 @@ func FormatPlan(p *Plan) string {
 	}
 	return b.String()
 }
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
