@@ -34,7 +34,7 @@ type Config struct {
 	Settle time.Duration `yaml:"settle"`
 	// StateFile remembers the files already ingested; relative to the state
 	// directory when not absolute.
-	StateFile string `yaml:"state_file"`
+	StateFile string `yaml:"state_path"`
 	// Fields is the format of files without a header line (default: the
 	// version 2 default format).
 	Fields []string `yaml:"fields"`
@@ -60,7 +60,7 @@ func (c Config) Validate(r *config.Reporter) {
 		r.Errorf("settle", "expected a duration ≥ 0, got %s", c.Settle)
 	}
 	if c.WatchDir != "" && c.StateFile == "" {
-		r.Errorf("state_file", "expected a file name when watch_dir is set")
+		r.Errorf("state_path", "expected a file path when watch_dir is set")
 	}
 	if len(c.Fields) > 0 {
 		if _, err := NewFormat(c.Fields); err != nil {
