@@ -35,12 +35,10 @@ import (
 )
 
 const (
-	sessionCookie   = "meridian_session"
-	csrfHeader      = "X-CSRF-Token"
-	pbkdf2Iter      = 600000
-	sessionIdle     = 12 * time.Hour
-	sessionAbsolute = 7 * 24 * time.Hour
-	tokenPrefix     = "mrd_"
+	sessionCookie = "meridian_session"
+	csrfHeader    = "X-CSRF-Token"
+	pbkdf2Iter    = 600000
+	tokenPrefix   = "mrd_"
 )
 
 // ErrCSRF is returned for a state-changing request authenticated by a
@@ -73,6 +71,8 @@ type usersFile struct {
 type Users struct {
 	path   string
 	secure bool
+	idle   time.Duration
+	maxAge time.Duration
 
 	mu       sync.RWMutex
 	data     usersFile
@@ -90,7 +90,8 @@ type session struct {
 
 // NewUsers returns a store backed by path (not read until Load).
 func NewUsers(path string, secureCookies bool) *Users {
-	return &Users{path: path, secure: secureCookies, sessions: map[[32]byte]*session{}, now: time.Now}
+	return &Users{path: path, secure: secureCookies, idle: 12 * time.Hour, maxAge: 7 * 24 * time.Hour,
+		sessions: map[[32]byte]*session{}, now: time.Now}
 }
 
 // Load reads the file; a missing file is an empty store.
@@ -399,7 +400,7 @@ func (u *Users) Authenticate(r *http.Request) (Principal, bool, error) {
 	if s == nil {
 		return Principal{}, false, nil
 	}
-	if now.Sub(s.seen) > sessionIdle || now.Sub(s.created) > sessionAbsolute {
+	if now.Sub(s.seen) > u.idle || now.Sub(s.created) > u.maxAge {
 		delete(u.sessions, key)
 		return Principal{}, false, nil
 	}

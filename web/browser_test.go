@@ -170,10 +170,7 @@ func waitingRun(t *testing.T, e *runbooks.Executor, region string) string {
 // reads for viewers, decisions for operators (the executor checks the role
 // again).
 func mountRunbooks(s *Server, e *runbooks.Executor) {
-	h := e.Handler(Identity)
-	s.Mount("GET /api/v1/runbooks", Viewer, h)
-	s.Mount("GET /api/v1/runbooks/", Viewer, h)
-	s.Mount("POST /api/v1/runbooks/", Operator, h)
+	s.MountRunbooks(e.Handler(Identity))
 }
 
 type browser struct {

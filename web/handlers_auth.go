@@ -88,7 +88,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("login", "user", p.Name, "role", p.Role)
-	http.SetCookie(w, s.users.Cookie(id, int(sessionAbsolute.Seconds())))
+	http.SetCookie(w, s.users.Cookie(id, int(s.users.maxAge.Seconds())))
 	w.Header().Set("Cache-Control", "no-store")
 	httpx.JSON(w, http.StatusOK, meResponse{Authenticated: true, Name: p.Name, Role: p.Role, Via: p.Via, CSRFToken: csrf})
 }

@@ -39,8 +39,14 @@ type Config struct {
 	PublicURL string `yaml:"public_url"`
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// Tokens are static API tokens (for scripts and automation).
+	// Tokens are static API tokens (for scripts and automation). Tokens
+	// created through the API (POST /api/v1/tokens) and dashboard users
+	// live in STATE_DIR/web/users.json, hashed.
 	Tokens []TokenConfig `yaml:"tokens"`
+	// SessionIdleTimeout ends a dashboard session unused for this long;
+	// SessionMaxAge ends any session this long after login.
+	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
+	SessionMaxAge      time.Duration `yaml:"session_max_age"`
 }
 
 // TokenConfig is one static API token: its SHA-256 (hex) or the token itself
@@ -54,7 +60,7 @@ type TokenConfig struct {
 
 // DefaultConfig listens on loopback.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8080", MaxBodyBytes: 8 << 20}
+	return Config{Listen: "127.0.0.1:8080", MaxBodyBytes: 8 << 20, SessionIdleTimeout: 12 * time.Hour, SessionMaxAge: 7 * 24 * time.Hour}
 }
 
 // Validate implements config.Validator.
@@ -64,6 +70,12 @@ func (c Config) Validate(r *config.Reporter) {
 	}
 	if (c.TLSCertPath == "") != (c.TLSKeyPath == "") {
 		r.Errorf("tls_cert_path", "set both tls_cert_path and tls_key_path, or neither")
+	}
+	if c.SessionIdleTimeout < time.Minute {
+		r.Errorf("session_idle_timeout", "expected at least 1m, got %s", c.SessionIdleTimeout)
+	}
+	if c.SessionMaxAge < c.SessionIdleTimeout {
+		r.Errorf("session_max_age", "expected at least session_idle_timeout (%s), got %s", c.SessionIdleTimeout, c.SessionMaxAge)
 	}
 	if c.MaxBodyBytes < 1024 {
 		r.Errorf("max_body_bytes", "expected at least 1024, got %d", c.MaxBodyBytes)
@@ -266,6 +278,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if deps.StateDir != "" {
 		s.users = NewUsers(filepath.Join(deps.StateDir, "web", "users.json"), cfg.TLSCertPath != "")
+		if cfg.SessionIdleTimeout > 0 {
+			s.users.idle = cfg.SessionIdleTimeout
+		}
+		if cfg.SessionMaxAge > 0 {
+			s.users.maxAge = cfg.SessionMaxAge
+		}
 		s.AddAuthenticator(s.users)
 	}
 	s.mountAuth()
