@@ -49,14 +49,15 @@ func TestHTTPPhasesAndDelay(t *testing.T) {
 	last := float64(held[len(held)-1]) / 1e6
 	mu.Unlock()
 	// The phases are those of the last request: the server's hold of that
-	// request lies inside its ttfb; the rest is loopback and handler
-	// overhead (a generous 5 ms for a busy machine).
-	if !ok || ttfb < last || ttfb-last > 5 {
-		t.Errorf("ttfb %.3f ms vs server hold %.3f ms", ttfb, last)
+	// request lies inside its ttfb.
+	if !ok || ttfb < last {
+		t.Errorf("ttfb %.3f ms shorter than the server's hold %.3f ms", ttfb, last)
 	}
-	// Every request's total contains its hold.
-	if r.RTTAvgMs < injected {
-		t.Errorf("mean total %.3f ms below the mean hold %.3f ms", r.RTTAvgMs, injected)
+	// The median total (connect + TLS handshake + hold + transfer) exceeds
+	// the mean hold by the loopback handshakes: under 10 ms even on a busy
+	// 2-core machine.
+	if d := r.RTTP50Ms - injected; d < 0 || d > 10 {
+		t.Errorf("median total %.3f ms vs mean hold %.3f ms", r.RTTP50Ms, injected)
 	}
 	for _, ph := range []string{"connect", "tls", "total", "cert_expiry_days"} {
 		if v, ok := r.Phase(ph); !ok || v <= 0 {
