@@ -192,6 +192,7 @@ runbooks:
     param_patterns:
       region: '^(%[4]s)$'
       peer: '^(%[4]s)$'
+      prefix: '^10\.[0-9]+\.0\.0/16$'
     traffic:
       from: '{{ .Params.region }}'
       to: '{{ .Params.peer }}'
@@ -267,7 +268,10 @@ func (n *Network) RunbooksConfig() runbooks.Config {
 	c.BlastRadius = 1
 	c.DNS.Servers = map[string]runbooks.DNSServer{"sim": {Addr: n.BIND.Addr, Zone: n.BIND.Zone, TSIGName: n.BIND.KeyName,
 		TSIGAlgorithm: "hmac-sha256", TSIGSecret: config.Secret{File: n.BIND.SecretFile}, Timeout: 2 * time.Second}}
-	c.BGP = runbooks.BGPConfig{ASN: n.SpeakerASN, RouterID: n.SpeakerAddr, ListenPort: -1, NextHop: n.SpeakerAddr,
+	c.BGP = runbooks.BGPConfig{ASN: n.SpeakerASN, RouterID: n.SpeakerAddr, ListenPort: -1,
+		// The next hop is an attribute only (gobgpd refuses 127/8 next hops);
+		// TEST-NET-1 never carries traffic here.
+		NextHop:         "192.0.2.1",
 		Peers:           []runbooks.BGPPeer{{Address: n.BGP.Addr, ASN: n.BGP.ASN, Port: uint32(n.BGP.Port), LocalAddress: n.SpeakerAddr}},
 		AllowedPrefixes: []string{"10.0.0.0/8"}}
 	for _, r := range n.Regions {
