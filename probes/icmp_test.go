@@ -3,6 +3,7 @@ package probes
 import (
 	"context"
 	"math"
+	"net"
 	"testing"
 	"time"
 
@@ -41,5 +42,15 @@ func TestICMPBadTarget(t *testing.T) {
 		Check{Type: TypeICMP, Target: "no-such-host.invalid", Count: 2, Timeout: 100 * time.Millisecond})
 	if r.Received != 0 || r.Error == "" || r.LossRatio != 1 {
 		t.Errorf("bad target: %+v", r)
+	}
+}
+
+func TestICMPIPv6Loopback(t *testing.T) {
+	if _, err := net.Dial("udp6", "[::1]:9"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	r := (&ICMP{}).Probe(context.Background(), Check{Type: TypeICMP, Target: "::1", Count: 5, Spacing: 5 * time.Millisecond, Timeout: time.Second})
+	if r.Received != 5 || r.TargetAddr != "::1" || r.Error != "" {
+		t.Errorf("::1: %+v", r)
 	}
 }

@@ -395,3 +395,58 @@ func TestOffsetSpread(t *testing.T) {
 		t.Error("offset not deterministic")
 	}
 }
+
+// Assignments are refreshed: a check removed on the server stops, a new one
+// starts, without restarting the agent.
+func TestAssignmentsRefresh(t *testing.T) {
+	resp, _ := probes.ListenResponder("127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go resp.Serve(ctx)
+	sink := &sinkCount{}
+	state := filepath.Join(t.TempDir(), "s.json")
+	mk := func(check string) http.Handler {
+		cfg := server.DefaultConfig()
+		cfg.StateFile = state
+		cfg.RefreshInterval = time.Second
+		cfg.Agents = []server.AgentConfig{{Name: "a1", TokenHash: server.HashToken("tok")}}
+		cfg.Checks = []server.CheckConfig{{Name: check, Type: "udp", Target: resp.Addr().String(), Count: 2,
+			Spacing: time.Millisecond, Timeout: 200 * time.Millisecond, Interval: time.Second}}
+		srv, err := server.New(cfg, server.Deps{Sink: sink})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Start(ctx)
+		return srv.AgentHandler()
+	}
+	var cur atomic.Pointer[http.Handler]
+	h1 := mk("old")
+	cur.Store(&h1)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*cur.Load()).ServeHTTP(w, r) }))
+	defer ts.Close()
+	acfg := DefaultConfig()
+	acfg.Name, acfg.Server = "a1", ts.URL
+	acfg.Token = config.Secret{Value: "tok"}
+	acfg.SpoolDir = t.TempDir()
+	acfg.FlushInterval = 100 * time.Millisecond
+	acfg.RetryMin, acfg.RetryMax = 20*time.Millisecond, 100*time.Millisecond
+	acfg.MetricsListen = ""
+	a, _ := New(acfg, Deps{})
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop(context.Background())
+	waitFor(t, 10*time.Second, "old check results", func() bool { return sink.byCheck()["old"] >= 1 })
+	h2 := mk("new")
+	cur.Store(&h2)
+	waitFor(t, 10*time.Second, "new check results", func() bool { return sink.byCheck()["new"] >= 2 })
+	// After the switch, the old check produces nothing more.
+	oldN := sink.byCheck()["old"]
+	time.Sleep(2500 * time.Millisecond)
+	if n := sink.byCheck()["old"]; n != oldN {
+		t.Errorf("old check still running: %d → %d results", oldN, n)
+	}
+	if g := counter(t, a.Registry(), "meridian_agent_checks", ""); g != 1 {
+		t.Errorf("meridian_agent_checks = %v, want 1", g)
+	}
+}
