@@ -31,6 +31,7 @@ type runRow struct {
 	DryRun                                                                      bool
 	Labels, Params                                                              string
 	CreatedAt, UpdatedAt                                                        time.Time
+	Version                                                                     uint64
 }
 
 // auditWriter stores records in ClickHouse without losing them when the
@@ -221,13 +222,13 @@ func insertAudit(ctx context.Context, c driver.Conn, recs []AuditRecord) error {
 }
 
 func insertRuns(ctx context.Context, c driver.Conn, rows []runRow) error {
-	b, err := c.PrepareBatch(ctx, "INSERT INTO runbook_runs (run_id, runbook, group_key, slo, fingerprint, origin, requested_by, state, reason, dry_run, labels, params, created_at, updated_at)")
+	b, err := c.PrepareBatch(ctx, "INSERT INTO runbook_runs (run_id, runbook, group_key, slo, fingerprint, origin, requested_by, state, reason, dry_run, labels, params, created_at, updated_at, version)")
 	if err != nil {
 		return err
 	}
 	for _, r := range rows {
 		if err := b.Append(r.RunID, r.Runbook, r.Group, r.SLO, r.Fingerprint, r.Origin, r.RequestedBy, r.State, r.Reason,
-			b2u(r.DryRun), r.Labels, r.Params, r.CreatedAt.UTC(), r.UpdatedAt.UTC()); err != nil {
+			b2u(r.DryRun), r.Labels, r.Params, r.CreatedAt.UTC(), r.UpdatedAt.UTC(), r.Version); err != nil {
 			b.Abort()
 			return err
 		}

@@ -279,12 +279,13 @@ func (e *Executor) record(r *Run, a AuditRecord) {
 // setState changes a run's state and writes a runbook_runs row.
 func (e *Executor) setState(r *Run, state, reason string) {
 	e.mu.Lock()
+	e.seq++
 	r.State, r.Reason, r.UpdatedAt = state, reason, e.now().UTC()
 	labels, _ := json.Marshal(r.Labels)
 	params, _ := json.Marshal(r.Params)
 	row := runRow{RunID: r.ID, Runbook: r.Runbook, Group: r.Group, SLO: r.SLO, Fingerprint: r.Fingerprint,
 		Origin: r.Origin, RequestedBy: r.RequestedBy, State: state, Reason: reason, DryRun: r.DryRun,
-		Labels: string(labels), Params: string(params), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		Labels: string(labels), Params: string(params), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Version: e.seq}
 	e.mu.Unlock()
 	e.audit.addRun(row)
 	switch state {

@@ -256,3 +256,5 @@ func webhookConfig(t testing.TB, rc *receiver) Config {
 		"ops": {URL: rc.srv.URL + "/hook", Secret: secretFile(f), Timeout: 2 * time.Second, Attempts: 3, Backoff: 20 * time.Millisecond}}}
 	return cfg
 }
+
+func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -3,8 +3,9 @@ package store
 // Runbook runs and the audit log (owner: runbooks). audit_log is the record
 // of every decision: triggers, guardrail blocks and why, approvals (who,
 // when), each action's request and outcome, verification, rollback.
-// runbook_runs holds a row per state change of a run; ReplacingMergeTree
-// keeps the latest (query with FINAL or argMax(state, updated_at)).
+// runbook_runs holds a row per state change of a run; the latest state of a
+// run is argMax(state, version) (version increases with every row Meridian
+// writes; updated_at has only second resolution).
 func init() {
 	Register(
 		Migration{
@@ -24,8 +25,9 @@ func init() {
 	labels String,
 	params String,
 	created_at DateTime,
-	updated_at DateTime
-) ENGINE = ReplacingMergeTree(updated_at)
+	updated_at DateTime,
+	version UInt64
+) ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMMDD(created_at)
 ORDER BY (run_id)`},
 			Partitioned: []string{"runbook_runs"},
