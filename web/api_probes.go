@@ -100,6 +100,16 @@ func probeTable(q *query) string {
 	return "probe_rollup_5m"
 }
 
+// alignFrom widens the start of the range to the rollup's bucket, so that a
+// bucket is never cut in half (ranges are counted in whole buckets).
+func alignFrom(q *query, table string) {
+	g := int64(300)
+	if table == "probe_rollup_1h" {
+		g = 3600
+	}
+	q.From = time.Unix(q.From.Unix()/g*g, 0).UTC()
+}
+
 // rangeTable picks the rollup for a whole-range aggregate.
 func rangeTable(q query) string {
 	if q.To.Sub(q.From) > 48*time.Hour {
@@ -146,6 +156,7 @@ func (s *Server) probeSeries(ctx context.Context, conn driver.Conn, r *http.Requ
 		return nil, err
 	}
 	table := probeTable(&q)
+	alignFrom(&q, table)
 	w, args := probeWhere(q)
 	step := int64(q.Step / time.Second)
 	sql := `SELECT toUInt32(intDiv(toUInt32(t), ?) * ?) AS b, countMerge(n_rounds), sumMerge(n_sent), sumMerge(n_received),
@@ -221,6 +232,7 @@ func (s *Server) probeSummary(ctx context.Context, conn driver.Conn, r *http.Req
 		return nil, badParam{err.Error()}
 	}
 	table := rangeTable(q)
+	alignFrom(&q, table)
 	w, args := probeWhere(q)
 	sql := `SELECT src_region, target_region, target, countMerge(n_rounds), sumMerge(n_sent), sumMerge(n_received),
 	quantilesTDigestIfMerge(` + store.ProbeQuantiles + `)(rtt_q), avgIfMerge(jitter), maxMerge(last_seen)
@@ -271,6 +283,7 @@ func (s *Server) probeMatrix(ctx context.Context, conn driver.Conn, r *http.Requ
 		return nil, err
 	}
 	table := rangeTable(q)
+	alignFrom(&q, table)
 	w, args := probeWhere(q)
 	sql := `SELECT src_region, target_region, sumMerge(n_sent), sumMerge(n_received),
 	quantilesTDigestIfMerge(` + store.ProbeQuantiles + `)(rtt_q)

@@ -182,6 +182,8 @@ type browser struct {
 	msgs []chromedp.ConsoleMessage
 	// expected are URLs whose error status the test caused on purpose.
 	expected []string
+	// base is the URL of the server that runs the runbooks API.
+	base string
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -309,6 +311,7 @@ func (b *browser) errors() []string {
 		}
 		if m.Source == "network" && strings.Contains(m.Text, "404") &&
 			(strings.HasSuffix(m.URL, "/api/v1/alerts") || strings.HasSuffix(m.URL, "/api/v1/agents") ||
+				strings.Contains(m.URL, "/api/v1/runbooks/runs") && !strings.HasPrefix(m.URL, b.base) ||
 				strings.Contains(m.URL, "/api/v1/slos/") && !strings.Contains(m.URL, "/history")) {
 			continue
 		}
@@ -338,6 +341,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	base := s.URL() + "/"
 
 	b := newBrowser(t)
+	b.base = base
 	b.do(chromedp.Navigate(base), chromedp.WaitVisible(`#login`))
 	if got := b.evalInt(`document.querySelectorAll("#view *").length`); got != 0 {
 		t.Fatalf("the login page shows %d elements of data", got)
@@ -396,6 +400,17 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		if !strings.Contains(b.eval(`location.hash`), "region=eu-west") {
 			t.Error("the filter is not in the URL")
+		}
+		// The time range picker: 1 hour holds 12 of the 72 rounds of a path.
+		roundsCol := `Array.from(document.querySelectorAll("[data-testid=probe-paths] tbody tr")).map(r => r.cells[7].textContent).join(",")`
+		if got := b.eval(roundsCol); !strings.HasPrefix(got, "72,") {
+			t.Fatalf("rounds over 6h: %s", got)
+		}
+		before = b.rendered()
+		b.eval(`(function(){var s=document.getElementById("c-range");s.value="1h";s.dispatchEvent(new Event("change"));return ""})()`)
+		b.rerendered(before)
+		if got := b.eval(roundsCol); !strings.HasPrefix(got, "12,") && !strings.HasPrefix(got, "13,") {
+			t.Fatalf("rounds over 1h: %s", got)
 		}
 		// The smoke chart follows a target picked in the paths table.
 		before = b.rendered()
@@ -473,6 +488,49 @@ func TestDashboardInBrowser(t *testing.T) {
 		if r, _ := exe.GetRun(runUS); r.State != runbooks.StateAwaitingApproval {
 			t.Fatalf("run state %s after a viewer's attempt", r.State)
 		}
+	})
+
+	t.Run("auto-refresh", func(t *testing.T) {
+		b.t = t
+		b.open(base + "#/overview?refresh=1")
+		first := b.rendered()
+		deadline := time.Now().Add(10 * time.Second)
+		for b.rendered() == first {
+			if time.Now().After(deadline) {
+				t.Fatal("the page did not refresh by itself")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	t.Run("empty states say what to configure", func(t *testing.T) {
+		b.t = t
+		emptyConn, _ := chtest.DB(t)
+		es := startServer(t, emptyConn, t.TempDir(), nil)
+		b.do(chromedp.Navigate("about:blank"), chromedp.Navigate(es.URL()+"/"), chromedp.WaitVisible(`#login`))
+		b.login(es.admin, es.adminP)
+		for route, want := range map[string]string{
+			"overview": "No SLO status yet",
+			"probes":   "start meridian-agent",
+			"flows":    "NetFlow/IPFIX/sFlow exporters",
+			"firewall": "Send firewall logs",
+			"alerts":   "No alert in this range",
+			"runs":     "The runbooks API is not enabled",
+		} {
+			b.open(es.URL() + "/#/" + route)
+			if text := b.eval(`document.getElementById("view").innerText`); !strings.Contains(text, want) {
+				t.Errorf("%s: empty state lacks %q:\n%s", route, want, text)
+			}
+			if n := b.evalInt(`document.querySelectorAll("canvas").length`); n != 0 {
+				t.Errorf("%s: %d charts drawn without data", route, n)
+			}
+		}
+		b.screenshot("40-probes-empty")
+		// Cookies ignore ports: sign out of the second server and back
+		// into the first.
+		b.do(chromedp.Click(`#logout`), chromedp.WaitVisible(`#login`))
+		b.do(chromedp.Navigate("about:blank"), chromedp.Navigate(base), chromedp.WaitVisible(`#login`))
+		b.login("vic", "viewer-password-1")
 	})
 
 	t.Run("1920 wide and keyboard", func(t *testing.T) {
