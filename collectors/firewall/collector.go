@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
@@ -93,17 +92,9 @@ func (c *Collector) Start(context.Context) error {
 	sc := c.cfg.Syslog
 	var tlsConf *tls.Config
 	if sc.TLS.Listen != "" {
-		key, err := sc.TLS.Key.Resolve()
+		cert, err := loadKeyPair(sc.TLS)
 		if err != nil {
-			return fmt.Errorf("firewall: tls key: %w", err)
-		}
-		certPEM, err := os.ReadFile(sc.TLS.Cert)
-		if err != nil {
-			return fmt.Errorf("firewall: tls cert: %w", err)
-		}
-		cert, err := tls.X509KeyPair(certPEM, []byte(key))
-		if err != nil {
-			return fmt.Errorf("firewall: tls certificate and key do not form a pair (the key is not shown): %w", errors.Unwrap(err))
+			return fmt.Errorf("firewall: syslog.tls: %w", err)
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}

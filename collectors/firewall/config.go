@@ -1,7 +1,11 @@
 package firewall
 
 import (
+	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
+	"os"
 	"net/netip"
 	"time"
 
@@ -113,6 +117,11 @@ func (c Config) Validate(r *config.Reporter) {
 			s.Errorf("tls.key", "expected key_file: PATH of a PEM private key when tls.listen is set")
 		}
 		c.Syslog.TLS.Key.Validate(s.Sub("tls.key"))
+		if c.Syslog.TLS.Cert != "" && c.Syslog.TLS.Key.IsSet() {
+			if _, err := loadKeyPair(c.Syslog.TLS); err != nil {
+				s.Errorf("tls", "%v", err)
+			}
+		}
 	}
 	if c.Syslog.MaxLineBytes < 480 || c.Syslog.MaxLineBytes > 16<<20 {
 		s.Errorf("max_line_bytes", "expected 480 to 16777216 bytes, got %d", c.Syslog.MaxLineBytes)
@@ -157,4 +166,21 @@ func (c Config) Validate(r *config.Reporter) {
 			r.Index("networks", i).Errorf("cidr", "expected a CIDR such as 10.0.0.0/8 or 2001:db8::/32, got %q", n.CIDR)
 		}
 	}
+}
+
+// loadKeyPair reads the TLS certificate and key. Errors never hold the key.
+func loadKeyPair(c TLSConfig) (tls.Certificate, error) {
+	key, err := c.Key.Resolve()
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("key: %w", err)
+	}
+	certPEM, err := os.ReadFile(c.Cert)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("cert: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, []byte(key))
+	if err != nil {
+		return tls.Certificate{}, errors.New("cert and key are not a PEM certificate and its private key")
+	}
+	return cert, nil
 }

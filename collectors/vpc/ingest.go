@@ -76,6 +76,20 @@ func (s *Stats) bad(file string, line int, reason string, err error) {
 	}
 }
 
+// String is a one-line summary for the CLI.
+func (s Stats) String() string {
+	b := fmt.Sprintf("%d files, %d lines: %d flows stored, %d NODATA, %d SKIPDATA, %d bad", s.Files, s.Lines, s.Records, s.NoData, s.SkipData, s.BadTotal())
+	if len(s.Bad) > 0 {
+		reasons := make([]string, 0, len(s.Bad))
+		for r, n := range s.Bad {
+			reasons = append(reasons, fmt.Sprintf("%s=%d", r, n))
+		}
+		sort.Strings(reasons)
+		b += " (" + strings.Join(reasons, ", ") + ")"
+	}
+	return b
+}
+
 // BadTotal is the number of bad records and files.
 func (s Stats) BadTotal() int {
 	n := 0
