@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/meridian-obs/meridian/internal/config"
