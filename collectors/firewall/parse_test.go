@@ -66,6 +66,13 @@ func TestParse(t *testing.T) {
 				NATSrcAddr: ip("203.0.113.5"), NATDstAddr: ip("8.8.8.8"), NATSrcPort: 40001, NATDstPort: 53},
 		},
 		{
+			name: "panos without hostname",
+			line: `<14>Jan 15 10:00:01 1,2024/01/15 10:00:01,012801096514,TRAFFIC,drop,2560,2024/01/15 10:00:01,198.51.100.7,10.1.1.20,0.0.0.0,0.0.0.0,block,,,not-applicable,vsys1,untrust,trust,ethernet1/1,,default,,0,1,44123,445,0,0,0x0,tcp,drop,60,60,0,1,2024/01/15 10:00:01,0,any`,
+			want: record.FirewallEvent{Time: ts, Vendor: "panos", Format: "panos", Action: "drop",
+				SrcAddr: ip("198.51.100.7"), DstAddr: ip("10.1.1.20"), SrcPort: 44123, DstPort: 445, Proto: 6,
+				Rule: "block", InIf: "ethernet1/1", Bytes: 60, Packets: 1},
+		},
+		{
 			name: "panos deny without nat",
 			line: `<14>1 2024-01-15T10:00:01Z pa-fw2 - - - - 1,2024/01/15 10:00:01,012801096514,TRAFFIC,deny,2560,2024/01/15 10:00:01,198.51.100.7,10.1.1.20,0.0.0.0,0.0.0.0,block-inbound,,,not-applicable,vsys1,untrust,trust,ethernet1/1,,default,,0,1,44123,3389,0,0,0x0,tcp,reset-both,74,74,0,1,2024/01/15 10:00:01,0,any,,7301234567891,0x0,US,10.0.0.0-10.255.255.255,,1,0,policy-deny`,
 			want: record.FirewallEvent{Time: ts, Device: "pa-fw2", Vendor: "panos", Format: "panos", Action: "reject",

@@ -211,7 +211,7 @@ func parse3164(s string, now time.Time, h *header) bool {
 	// Optional HOSTNAME: absent when the next token is a tag ("kernel:") or
 	// the message itself ("%ASA-…").
 	tok, after := nextTok(rest)
-	if tok != "" && !strings.HasSuffix(tok, ":") && tok[0] != '%' && !strings.ContainsAny(tok, "=[") {
+	if tok != "" && !strings.HasSuffix(tok, ":") && tok[0] != '%' && !strings.ContainsAny(tok, "=[,") {
 		h.Host = tok
 		rest = after
 	}
