@@ -61,6 +61,8 @@ type Spec struct {
 
 	// File is where the SLO was loaded from (not part of the YAML).
 	File string `yaml:"-" json:"file,omitempty"`
+
+	defaultRules bool // the policy is the default one
 }
 
 // SLI says how good and total events are counted. Exactly one of Probe,
@@ -241,6 +243,7 @@ func (s *Spec) ApplyDefaults() {
 	}
 	if len(s.Alerting.Rules) == 0 {
 		s.Alerting.Rules = DefaultRules()
+		s.defaultRules = true
 	}
 	if s.SLI.Ratio != nil && s.SLI.Ratio.Measure == "" {
 		s.SLI.Ratio.Measure = "rows"
@@ -369,7 +372,7 @@ func (s *Spec) Validate(r *config.Reporter) {
 		}
 		if !(rule.Factor > 0) {
 			rr.Errorf("factor", "expected a burn rate factor > 0, got %v", rule.Factor)
-		} else if s.Objective > 0 && s.Objective < 1 && rule.Factor*(1-s.Objective) > 1 {
+		} else if !s.defaultRules && s.Objective > 0 && s.Objective < 1 && rule.Factor*(1-s.Objective) > 1 {
 			rr.Errorf("factor", "factor %v can never be reached with objective %v (burn rate is at most %.4g)", rule.Factor, s.Objective, 1/(1-s.Objective))
 		}
 	}

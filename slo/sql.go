@@ -74,13 +74,16 @@ func (s *Spec) MinuteQuery(from, to time.Time) string {
 	case s.SLI.Expr != nil:
 		good, total = countExprs(s.SLI.Expr.Good, s.SLI.Expr.Total, s.SLI.Expr.Value)
 	}
-	inner := fmt.Sprintf("SELECT %s AS grp, %s AS m, %s AS good, %s AS total FROM %s WHERE %s GROUP BY grp, m",
-		grp, minuteExpr(tcol), good, total, table, strings.Join(where, " AND "))
 	if s.Budgeting == Timeslices {
-		return fmt.Sprintf("SELECT grp, m, toUInt64(good >= %v * total) AS good, toUInt64(1) AS total FROM (%s) WHERE total > 0",
+		// Distinct inner names: ClickHouse aliases are visible across the
+		// whole SELECT, so "good >= … * total AS good" would read itself.
+		inner := fmt.Sprintf("SELECT %s AS grp, %s AS m, %s AS i_good, %s AS i_total FROM %s WHERE %s GROUP BY grp, m",
+			grp, minuteExpr(tcol), good, total, table, strings.Join(where, " AND "))
+		return fmt.Sprintf("SELECT grp, m, toUInt64(i_good >= %v * i_total) AS good, toUInt64(1) AS total FROM (%s) WHERE i_total > 0",
 			s.TimesliceTarget, inner)
 	}
-	return inner
+	return fmt.Sprintf("SELECT %s AS grp, %s AS m, %s AS good, %s AS total FROM %s WHERE %s GROUP BY grp, m",
+		grp, minuteExpr(tcol), good, total, table, strings.Join(where, " AND "))
 }
 
 func countExprs(good, total, value string) (string, string) {
@@ -99,31 +102,31 @@ func (s *Spec) probeTimesliceQuery(grp, tcol string, where []string) string {
 	p := s.SLI.Probe
 	var conds []string
 	if p.MaxLoss != nil {
-		conds = append(conds, fmt.Sprintf("(sent > 0 AND 1 - received / sent <= %v)", *p.MaxLoss))
+		conds = append(conds, fmt.Sprintf("(s_sent > 0 AND 1 - s_received / s_sent <= %v)", *p.MaxLoss))
 	}
 	if p.MaxP95RTT > 0 {
-		conds = append(conds, fmt.Sprintf("(answered > 0 AND p95 <= %d)", p.MaxP95RTT.D().Microseconds()))
+		conds = append(conds, fmt.Sprintf("(s_answered > 0 AND s_p95 <= %d)", p.MaxP95RTT.D().Microseconds()))
 	}
 	if p.MaxJitter > 0 {
-		conds = append(conds, fmt.Sprintf("jitter <= %v", float64(p.MaxJitter.D())/float64(time.Millisecond)))
+		conds = append(conds, fmt.Sprintf("s_jitter <= %v", float64(p.MaxJitter.D())/float64(time.Millisecond)))
 	}
 	if p.MinMOS > 0 {
-		conds = append(conds, fmt.Sprintf("mos >= %v", p.MinMOS))
+		conds = append(conds, fmt.Sprintf("s_mos >= %v", p.MinMOS))
 	}
 	if p.LatencyBound > 0 {
 		t := s.TimesliceTarget
 		if t == 0 {
 			t = 1
 		}
-		conds = append(conds, fmt.Sprintf("(sent > 0 AND within >= %v * sent)", t))
+		conds = append(conds, fmt.Sprintf("(s_sent > 0 AND s_within >= %v * s_sent)", t))
 	}
 	inner := fmt.Sprintf(`SELECT %s AS grp, %s AS m,
-	sum(toUInt64(sent)) AS sent, sum(toUInt64(least(received, sent))) AS received,
-	sum(toUInt64(length(rtts_us))) AS answered,
-	quantileExactArray(0.95)(rtts_us) AS p95,
-	avg(jitter_ms) AS jitter, avg(mos) AS mos,
-	sum(toUInt64(arrayCount(x -> x <= %d, rtts_us))) AS within
+	sum(toUInt64(sent)) AS s_sent, sum(toUInt64(least(received, sent))) AS s_received,
+	sum(toUInt64(length(rtts_us))) AS s_answered,
+	quantileExactArray(0.95)(rtts_us) AS s_p95,
+	avg(jitter_ms) AS s_jitter, avg(mos) AS s_mos,
+	sum(toUInt64(arrayCount(x -> x <= %d, rtts_us))) AS s_within
 FROM probe_results WHERE %s GROUP BY grp, m`, grp, minuteExpr(tcol), p.LatencyBound.D().Microseconds(), strings.Join(where, " AND "))
-	return fmt.Sprintf("SELECT grp, m, toUInt64(%s) AS good, toUInt64(1) AS total FROM (%s) WHERE sent > 0",
+	return fmt.Sprintf("SELECT grp, m, toUInt64(%s) AS good, toUInt64(1) AS total FROM (%s) WHERE s_sent > 0",
 		strings.Join(conds, " AND "), inner)
 }
