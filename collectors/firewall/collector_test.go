@@ -386,3 +386,41 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("defaults invalid: %v", err)
 	}
 }
+
+// UDP: a datagram may carry several lines; garbage and oversize lines are
+// counted per source, the good ones around them kept; IPv6 loopback works.
+func TestBadInputUDP(t *testing.T) {
+	c, sink, _ := testCollector(t, func(c *Config) {
+		c.Syslog.UDP = "[::1]:0"
+		c.Syslog.TCP = ""
+		c.Syslog.MaxLineBytes = 512
+	})
+	conn, err := net.Dial("udp", c.UDPAddr())
+	if err != nil {
+		chtest.Unavailable(t, "no IPv6 loopback: %v", err)
+	}
+	defer conn.Close()
+	good := `<14>1 2024-01-15T10:00:01Z - - - - - date=2024-01-15 time=10:00:01 type="traffic" srcip=2001:db8::1 srcport=1 dstip=2001:db8::2 dstport=443 proto=6 action="deny" policyid=9`
+	for _, d := range []string{good, "\xff\xfe garbage\n" + good + "\n", strings.Repeat("z", 1000), ""} {
+		if _, err := conn.Write([]byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := sink.waitRows(t, 3)
+	if rows[0].Format != FormatFortiGate || rows[1].Format != FormatUnknown || rows[2].Format != FormatFortiGate {
+		t.Fatalf("formats %s %s %s", rows[0].Format, rows[1].Format, rows[2].Format)
+	}
+	if rows[0].Device != "::1" || rows[0].SrcAddr != ip("2001:db8::1") || rows[0].Action != record.ActionDeny {
+		t.Errorf("row: device %q src %v action %q", rows[0].Device, rows[0].SrcAddr, rows[0].Action)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(c.m.malformed.WithLabelValues("::1", ReasonTooLong)) != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(c.m.malformed.WithLabelValues("::1", ReasonTooLong)); got != 1 {
+		t.Errorf("too_long{::1} = %v", got)
+	}
+	if got := testutil.ToFloat64(c.m.malformed.WithLabelValues("::1", ReasonNoHeader)); got != 1 {
+		t.Errorf("no_header{::1} = %v", got)
+	}
+}
