@@ -112,7 +112,7 @@ func alignFrom(q *query, table string) {
 
 // rangeTable picks the rollup for a whole-range aggregate.
 func rangeTable(q query) string {
-	if q.To.Sub(q.From) > 48*time.Hour {
+	if q.To.Sub(q.From) > 12*time.Hour {
 		return "probe_rollup_1h"
 	}
 	return "probe_rollup_5m"

@@ -95,6 +95,20 @@ func run(addr, db string, days, regions, targets int, interval time.Duration, re
 	if err := seed(ctx, conn, now, days, regions, targets, interval); err != nil {
 		return err
 	}
+	// A rollup created after the data (a changed migration) is rebuilt.
+	for tbl, bucket := range map[string]string{"probe_rollup_5m": "toStartOfFiveMinute(time)", "probe_rollup_1h": "toStartOfHour(time)"} {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM "+tbl).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			fmt.Printf("rebuilding %s from probe_results …\n", tbl)
+			cols := "t, src_region, src_site, target, target_region, target_site, check_name, probe_type, n_rounds, n_sent, n_received, rtt_q, rtt_min, rtt_max, jitter, last_seen"
+			if err := conn.Exec(ctx, "INSERT INTO "+tbl+" ("+cols+") "+store.ProbeRollupSelect(bucket)); err != nil {
+				return err
+			}
+		}
+	}
 	for _, tbl := range []string{"probe_results", "probe_rollup_5m", "probe_rollup_1h"} {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM "+tbl).Scan(&n); err != nil {

@@ -437,7 +437,7 @@
       h("tbody", null, evs.map(function (e) {
         return h("tr", null, h("td", { text: fmtTime(e.time) }), h("td", null, chip(e.status)), h("td", { text: e.alertname }),
           h("td", null, e.slo ? h("a", { href: href("slo", e.slo, { region: (e.labels && e.labels.region) || "" }), text: e.slo }) : ""),
-          h("td", { text: (e.labels && (e.labels.region || e.labels.group)) || "" }), h("td", { text: e.severity }), h("td", { text: e.summary || "" }));
+          h("td", { text: (e.labels && (e.labels.region || e.labels.group)) || "" }), h("td", { text: e.severity }), h("td", { class: "wrap", text: e.summary || "" }));
       })));
   }
 
@@ -567,7 +567,7 @@
       if (!r.ok) { replaceBody(rate, failed(r, "Deny rate")); return; }
       if (!r.data.devices.length) { replaceBody(rate, none()); return; }
       var el = chartEl("deny-rate"); replaceBody(rate, [el, h("p", { class: "legend-note" }, "Devices: ", r.data.devices.map(function (d) { return [h("a", { href: href("firewall", "", { device: d.device }), text: d.device }), " "]; }))]);
-      lineChart(el, "", r.data.t, r.data.devices.map(function (d) { return d.per_second; }), r.data.devices.map(function (d) { return d.device; }), palette, "/s", function (v) { return v.toFixed(2); });
+      lineChart(el, "", r.data.t, r.data.devices.map(function (d) { return d.per_second; }), r.data.devices.map(function (d) { return d.device; }), palette, "/s", function (v) { return v === 0 ? "0" : String(Number(v.toPrecision(2))); });
     })].concat(tops.map(function (t, i) {
       var tq = new URLSearchParams(q.toString()); tq.set("by", t[0]);
       return get("/api/v1/firewall/top", tq).then(function (r) {
@@ -663,9 +663,9 @@
       var grid = h("div", { class: "grid" });
       append(grid, [card("Run", [info, actions ? h("p", null, actions) : null, note]),
         card("Steps", (run.steps || []).length ? h("table", { "data-testid": "steps" }, h("thead", null, h("tr", null, ["Step", "Kind", "Call", "State", "Detail"].map(function (x) { return h("th", { text: x }); }))),
-          h("tbody", null, run.steps.map(function (s) { return h("tr", null, h("td", { text: s.name }), h("td", { text: s.kind }), h("td", { text: s.call }), h("td", null, chip(s.state)), h("td", { text: s.detail || "" })); }))) : empty("No step planned.")),
+          h("tbody", null, run.steps.map(function (s) { return h("tr", null, h("td", { text: s.name }), h("td", { text: s.kind }), h("td", { class: "wrap", text: s.call }), h("td", null, chip(s.state)), h("td", { class: "wrap", text: s.detail || "" })); }))) : empty("No step planned.")),
         card("Audit log", (run.audit || []).length ? h("table", { "data-testid": "audit" }, h("thead", null, h("tr", null, ["Time", "Kind", "Decision", "Actor", "Detail"].map(function (x) { return h("th", { text: x }); }))),
-          h("tbody", null, run.audit.map(function (a) { return h("tr", null, h("td", { text: fmtTime(a.time) }), h("td", { text: a.kind }), h("td", { text: a.decision }), h("td", { text: a.actor }), h("td", { text: a.detail })); }))) : empty("No audit record."), true)]);
+          h("tbody", null, run.audit.map(function (a) { return h("tr", null, h("td", { text: fmtTime(a.time) }), h("td", { text: a.kind }), h("td", { text: a.decision }), h("td", { text: a.actor }), h("td", { class: "wrap", text: a.detail })); }))) : empty("No audit record."), true)]);
       view.appendChild(grid);
     });
   };
