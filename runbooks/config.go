@@ -158,6 +158,13 @@ func (c Config) Validate(r *config.Reporter) {
 	}
 	c.BGP.validate(r.Sub("bgp"))
 	c.Webhook.validate(r.Sub("webhook"))
+	if len(c.Files) > 0 {
+		// The runbooks themselves, so that `meridian serve --check` (and a
+		// start) refuse an invalid runbook instead of half-running it.
+		if _, err := LoadFiles(&c, c.Files...); err != nil {
+			r.Errorf("files", "invalid runbooks:\n%v", err)
+		}
+	}
 }
 
 func (s DNSServer) validate(r *config.Reporter) {

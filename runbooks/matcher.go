@@ -112,6 +112,9 @@ func ParseMatchers(s string) (Matchers, error) {
 		}
 		m := &Matcher{Name: name, Op: op, Value: val}
 		if op == MatchRegexp || op == MatchNotRegexp {
+			if _, err := regexp.Compile(val); err != nil {
+				return nil, fmt.Errorf("label %s: invalid regexp %q: %v", name, val, err)
+			}
 			re, err := regexp.Compile("^(?:" + val + ")$")
 			if err != nil {
 				return nil, fmt.Errorf("label %s: invalid regexp %q: %v", name, val, err)
