@@ -45,8 +45,9 @@ func testLog(t *testing.T) *slog.Logger {
 // region), one row per agent, region and minute. A long-running Meridian has
 // this history; without it the SLO's long windows would hold only the test's
 // minutes and the burn-rate arithmetic of the issue would not apply.
-func seedHistory(t *testing.T, ctx context.Context, sink record.Sink[record.ProbeResult], n *Network, end time.Time, span time.Duration) {
+func seedHistory(t *testing.T, ctx context.Context, sink record.Sink[record.ProbeResult], n *Network, end time.Time, span time.Duration) int {
 	t.Helper()
+	written := 0
 	const perMinute = 150 // 5 packets every 2 s
 	rtts := make([]uint32, perMinute)
 	for i := range rtts {
@@ -65,13 +66,14 @@ func seedHistory(t *testing.T, ctx context.Context, sink record.Sink[record.Prob
 			if err := sink.Write(ctx, rows); err != nil {
 				t.Fatal(err)
 			}
+			written += len(rows)
 			rows = rows[:0]
 		}
 	}
-	// The partial current minute at the live rate, up to end.
 	if err := sink.Write(ctx, rows); err != nil {
 		t.Fatal(err)
 	}
+	return written + len(rows)
 }
 
 func startHarness(t *testing.T, dryRun bool) *harness {
@@ -106,7 +108,20 @@ func startHarness(t *testing.T, dryRun bool) *harness {
 	t.Cleanup(func() { _ = h.pipe.Stop(context.Background()) })
 
 	// Three days of healthy history, so that the 1h…3d windows are full.
-	seedHistory(t, ctx, h.pipe.ProbeResults(), n, time.Now(), 72*time.Hour)
+	// The SLO engine back-fills what ClickHouse holds when it starts (later
+	// rows older than its late window are not counted), so wait for them.
+	seeded := seedHistory(t, ctx, h.pipe.ProbeResults(), n, time.Now(), 72*time.Hour)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var got uint64
+		if err := h.store.Conn().QueryRow(ctx, "SELECT count() FROM probe_results").Scan(&got); err == nil && got >= uint64(seeded) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the %d seeded rows did not reach ClickHouse", seeded)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 
 	h.stack, err = NewStack(n, StackDeps{Log: log, Registry: reg, Store: h.store, Sink: h.pipe.ProbeResults(), StateDir: dir,
 		SLOInterval: 5 * time.Second})

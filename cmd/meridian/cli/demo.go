@@ -20,6 +20,12 @@ func init() {
 // simulated network once the server runs; it returns a stop function.
 var DemoHook func(ctx context.Context, a *app.App, stdout io.Writer) (stop func(), err error)
 
+// DemoPrepare, when set (by the game-day package), runs before the server
+// starts: it starts the simulated network's peers and returns the
+// configuration file to serve with (the given one plus the simulation's
+// sections) and a function that stops what it started.
+var DemoPrepare func(ctx context.Context, cfgPath string, stdout io.Writer) (path string, stop func(), err error)
+
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := NewFlagSet("demo", stderr)
 	cfgPath := fs.String("config", "", "configuration file (default: the embedded default)")
@@ -30,6 +36,15 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitConfig
 	}
 	var stopSim func()
+	if DemoPrepare != nil {
+		p, stop, err := DemoPrepare(ctx, *cfgPath, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "meridian demo: simulated network not started: %v\n", err)
+		} else {
+			*cfgPath = p
+			defer stop()
+		}
+	}
 	err := app.Run(ctx, app.Options{ConfigPath: *cfgPath, Stdout: stdout, Stderr: stderr, Started: func(a *app.App) {
 		if DemoHook != nil {
 			var err error
