@@ -44,7 +44,7 @@ type Collector struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
-	udp    *net.UDPConn
+	udp    []*net.UDPConn
 	tcp    net.Listener
 	tls    net.Listener
 	conns  map[net.Conn]struct{}
@@ -103,20 +103,27 @@ func (c *Collector) Start(context.Context) error {
 		return err
 	}
 	if sc.UDP != "" {
-		ua, err := net.ResolveUDPAddr("udp", sc.UDP)
-		if err != nil {
-			return fail(fmt.Errorf("firewall: syslog.udp: %w", err))
+		addr := sc.UDP
+		for i := 0; i < max(1, sc.UDPReaders); i++ {
+			lc := net.ListenConfig{}
+			if sc.UDPReaders > 1 {
+				lc.Control = reusePort
+			}
+			pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+			if err != nil {
+				return fail(fmt.Errorf("firewall: syslog.udp: %w", err))
+			}
+			conn := pc.(*net.UDPConn)
+			if sc.UDPReadBufferBytes > 0 {
+				_ = conn.SetReadBuffer(sc.UDPReadBufferBytes)
+			}
+			addr = conn.LocalAddr().String() // the others bind the same port, even when it was 0
+			c.mu.Lock()
+			c.udp = append(c.udp, conn)
+			c.mu.Unlock()
+			c.wg.Add(1)
+			go c.readUDP(conn)
 		}
-		conn, err := net.ListenUDP("udp", ua)
-		if err != nil {
-			return fail(fmt.Errorf("firewall: syslog.udp: %w", err))
-		}
-		if sc.UDPReadBufferBytes > 0 {
-			_ = conn.SetReadBuffer(sc.UDPReadBufferBytes)
-		}
-		c.udp = conn
-		c.wg.Add(1)
-		go c.readUDP(conn)
 	}
 	if sc.TCP != "" {
 		l, err := net.Listen("tcp", sc.TCP)
@@ -144,8 +151,8 @@ func (c *Collector) Start(context.Context) error {
 func (c *Collector) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	c.closed = true
-	if c.udp != nil {
-		c.udp.Close()
+	for _, u := range c.udp {
+		u.Close()
 	}
 	for _, l := range []net.Listener{c.tcp, c.tls} {
 		if l != nil {
@@ -176,10 +183,10 @@ func (c *Collector) Stop(ctx context.Context) error {
 
 // UDPAddr is the bound UDP address ("" when off).
 func (c *Collector) UDPAddr() string {
-	if c.udp == nil {
+	if len(c.udp) == 0 {
 		return ""
 	}
-	return c.udp.LocalAddr().String()
+	return c.udp[0].LocalAddr().String()
 }
 
 // TCPAddr is the bound TCP address ("" when off).

@@ -72,6 +72,7 @@ func testCollector(t *testing.T, mut func(*Config)) (*Collector, *capture, *prom
 	cfg.Syslog.UDP = "127.0.0.1:0"
 	cfg.Syslog.TCP = "127.0.0.1:0"
 	cfg.Syslog.BatchWindow = 20 * time.Millisecond
+	cfg.Syslog.UDPReaders = 2 // SO_REUSEPORT: every test runs with two UDP sockets
 	cfg.NetfilterPrefixes = []PrefixAction{{Prefix: "LOG-ACCEPT", Action: record.ActionAllow}}
 	cfg.Devices = []DeviceConfig{{Name: "fw-east", Region: "us-east", Site: "iad1"}}
 	cfg.Networks = []NetworkConfig{{CIDR: "127.0.0.0/8", Region: "lo-region", Site: "lo-site"}}
@@ -116,6 +117,9 @@ func TestLogger(t *testing.T) {
 		chtest.Unavailable(t, "logger (bsdutils) not installed: %v", err)
 	}
 	c, sink, reg := testCollector(t, nil)
+	if len(c.udp) != 2 || c.udp[0].LocalAddr().String() != c.udp[1].LocalAddr().String() {
+		t.Fatalf("udp sockets: %d", len(c.udp))
+	}
 	const perBody = 20
 	modes := []struct {
 		name string

@@ -49,6 +49,10 @@ type SyslogConfig struct {
 	BatchWindow time.Duration `yaml:"batch_window"`
 	// UDPReadBufferBytes sizes the kernel receive buffer (SO_RCVBUF).
 	UDPReadBufferBytes int `yaml:"udp_read_buffer_bytes"`
+	// UDPReaders is the number of UDP sockets bound to the same address
+	// with SO_REUSEPORT, each with its own reader (the kernel spreads
+	// senders over them).
+	UDPReaders int `yaml:"udp_readers"`
 }
 
 // TLSConfig is syslog over TLS (RFC 5425 framing, i.e. octet counting, or
@@ -82,6 +86,7 @@ func DefaultConfig() Config {
 		BatchRows:          2048,
 		BatchWindow:        200 * time.Millisecond,
 		UDPReadBufferBytes: 8 << 20,
+		UDPReaders:         1,
 	}}
 }
 
@@ -140,6 +145,9 @@ func (c Config) Validate(r *config.Reporter) {
 	}
 	if c.Syslog.UDPReadBufferBytes < 0 {
 		s.Errorf("udp_read_buffer_bytes", "expected 0 (system default) or more, got %d", c.Syslog.UDPReadBufferBytes)
+	}
+	if c.Syslog.UDPReaders < 1 || c.Syslog.UDPReaders > 64 {
+		s.Errorf("udp_readers", "expected 1 to 64, got %d", c.Syslog.UDPReaders)
 	}
 	for i, p := range c.NetfilterPrefixes {
 		if p.Prefix == "" {
