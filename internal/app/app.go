@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,11 +20,14 @@ import (
 
 	"github.com/meridian-obs/meridian/alerting"
 	"github.com/meridian-obs/meridian/collectors/firewall"
+	"github.com/meridian-obs/meridian/collectors/flow"
 	"github.com/meridian-obs/meridian/collectors/vpc"
 	"github.com/meridian-obs/meridian/internal/telemetry"
 	"github.com/meridian-obs/meridian/pipeline"
 	"github.com/meridian-obs/meridian/pipeline/store"
 	probeserver "github.com/meridian-obs/meridian/probes/server"
+	"github.com/meridian-obs/meridian/runbooks"
+	rbadapt "github.com/meridian-obs/meridian/runbooks/adapt"
 	"github.com/meridian-obs/meridian/slo"
 	"github.com/meridian-obs/meridian/web"
 )
@@ -52,7 +56,9 @@ type App struct {
 	Alerting *alerting.Alerting
 	SLO      *slo.Engine
 	Firewall *firewall.Collector
+	Flows    *flow.Collector
 	VPCLogs  *vpc.Watcher
+	Runbooks *runbooks.Executor
 
 	components []named
 	started    int
@@ -90,6 +96,16 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	}
 	a.SLO.Listen(a.Alerting.ObserveSLO)
 	a.add("slo", a.SLO)
+	// Runbooks act on alerts; built after alerting and the SLO engine whose
+	// status they verify with. (Escalations only reach the audit log and the
+	// server log until alerting can send an alert of another component.)
+	a.Runbooks, err = runbooks.New(cfg.Runbooks, runbooks.Deps{Log: log, Registry: a.Registry, ClickHouse: a.Store.Conn,
+		Status: rbadapt.SLOStatus{Engine: a.SLO}})
+	if err != nil {
+		return nil, err
+	}
+	a.Alerting.Subscribe(func(x alerting.Alert) { a.Runbooks.HandleAlert(rbadapt.FromAlerting(x)) })
+	a.add("runbooks", a.Runbooks)
 	a.Probes, err = probeserver.New(cfg.Probes, probeserver.Deps{Log: log, Registry: a.Registry,
 		Sink: a.Pipeline.ProbeResults(), StateDir: cfg.StateDir})
 	if err != nil {
@@ -101,6 +117,11 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.add("firewall", a.Firewall)
+	a.Flows, err = flow.New(cfg.Flows, flow.Deps{Log: log, Registry: a.Registry, Sink: a.Pipeline.Flows()})
+	if err != nil {
+		return nil, err
+	}
+	a.add("flows", a.Flows)
 	a.VPCLogs, err = vpc.NewWatcher(cfg.VPCLogs, vpc.Deps{Log: log, Registry: a.Registry, Sink: a.Pipeline.Flows(), StateDir: cfg.StateDir})
 	if err != nil {
 		return nil, err
@@ -122,6 +143,13 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	a.Web.Mount("POST /api/v1/alertmanager/webhook", web.Self, a.Alerting.WebhookHandler())
 	a.Web.Mount("/api/v1/agent/", web.Self, a.Probes.AgentHandler())
 	a.Web.Mount("GET /api/v1/agents", web.Viewer, a.Probes.AgentsHandler())
+	rbAPI := a.Runbooks.Handler(func(r *http.Request) (string, string) {
+		p, _ := web.PrincipalFrom(r.Context())
+		return p.Name, string(p.Role)
+	})
+	a.Web.Mount("GET /api/v1/runbooks", web.Viewer, rbAPI)
+	a.Web.Mount("GET /api/v1/runbooks/", web.Viewer, rbAPI)
+	a.Web.Mount("POST /api/v1/runbooks/", web.Operator, rbAPI)
 
 	a.add("web", a.Web)
 	return a, nil

@@ -3,12 +3,14 @@ package app
 import (
 	"github.com/meridian-obs/meridian/alerting"
 	"github.com/meridian-obs/meridian/collectors/firewall"
+	"github.com/meridian-obs/meridian/collectors/flow"
 	"github.com/meridian-obs/meridian/collectors/vpc"
 	"github.com/meridian-obs/meridian/internal/config"
 	"github.com/meridian-obs/meridian/internal/telemetry"
 	"github.com/meridian-obs/meridian/pipeline"
 	"github.com/meridian-obs/meridian/pipeline/store"
 	probeserver "github.com/meridian-obs/meridian/probes/server"
+	"github.com/meridian-obs/meridian/runbooks"
 	"github.com/meridian-obs/meridian/slo"
 	"github.com/meridian-obs/meridian/web"
 )
@@ -30,7 +32,9 @@ type Config struct {
 	SLO      slo.Config         `yaml:"slo"`
 	Probes   probeserver.Config `yaml:"probes"`
 	Firewall firewall.Config    `yaml:"firewall"`
+	Flows    flow.Config        `yaml:"flows"`
 	VPCLogs  vpc.Config         `yaml:"vpc_logs"`
+	Runbooks runbooks.Config    `yaml:"runbooks"`
 }
 
 // DefaultConfig returns the embedded default.
@@ -46,7 +50,9 @@ func DefaultConfig() Config {
 		SLO:        slo.DefaultConfig(),
 		Probes:     probeserver.DefaultConfig(),
 		Firewall:   firewall.DefaultConfig(),
+		Flows:      flow.DefaultConfig(),
 		VPCLogs:    vpc.DefaultConfig(),
+		Runbooks:   runbooks.DefaultConfig(),
 	}
 }
 
@@ -65,7 +71,9 @@ func (c *Config) Validate(r *config.Reporter) {
 	r.Validate("slo", c.SLO)
 	r.Validate("probes", c.Probes)
 	r.Validate("firewall", c.Firewall)
+	r.Validate("flows", c.Flows)
 	r.Validate("vpc_logs", c.VPCLogs)
+	r.Validate("runbooks", c.Runbooks)
 }
 
 // LoadConfig reads a configuration file over the defaults; path "" gives the
