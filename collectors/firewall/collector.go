@@ -48,6 +48,7 @@ type Collector struct {
 	tcp    net.Listener
 	tls    net.Listener
 	conns  map[net.Conn]struct{}
+	inodes map[uint64]bool // of the UDP sockets, for kernel drop counts
 	closed bool
 }
 
@@ -69,6 +70,20 @@ func New(cfg Config, deps Deps) (*Collector, error) {
 		parser:  NewParser(cfg.NetfilterPrefixes),
 		devices: map[string]Location{},
 		conns:   map[net.Conn]struct{}{},
+		inodes:  map[uint64]bool{},
+	}
+	if deps.Registry != nil {
+		err := deps.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "meridian_firewall_udp_kernel_drops_total",
+			Help: "Syslog datagrams the kernel dropped because a UDP socket's receive buffer was full (from /proc/net/udp).",
+		}, func() float64 {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return kernelDrops(c.inodes)
+		}))
+		if err != nil {
+			return nil, fmt.Errorf("firewall: metrics: %w", err)
+		}
 	}
 	for _, d := range cfg.Devices {
 		c.devices[d.Name] = Location{Region: d.Region, Site: d.Site}
@@ -119,6 +134,9 @@ func (c *Collector) Start(context.Context) error {
 			}
 			addr = conn.LocalAddr().String() // the others bind the same port, even when it was 0
 			c.mu.Lock()
+			if ino, ok := socketInode(conn); ok {
+				c.inodes[ino] = true
+			}
 			c.udp = append(c.udp, conn)
 			c.mu.Unlock()
 			c.wg.Add(1)

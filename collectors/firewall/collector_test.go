@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -426,5 +427,37 @@ func TestBadInputUDP(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(c.m.malformed.WithLabelValues("::1", ReasonNoHeader)); got != 1 {
 		t.Errorf("no_header{::1} = %v", got)
+	}
+}
+
+func TestParseUDPDrops(t *testing.T) {
+	data := []byte(`   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  123: 0100007F:159A 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17
+  124: 0100007F:159A 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4243 2 0000000000000000 5
+  125: 0100007F:159B 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 9999 2 0000000000000000 1000
+`)
+	if got := parseUDPDrops(data, map[uint64]bool{4242: true, 4243: true}); got != 22 {
+		t.Errorf("drops %d, want 22", got)
+	}
+}
+
+// The kernel drop counter finds the collector's own sockets.
+func TestKernelDropsMetric(t *testing.T) {
+	c, _, reg := testCollector(t, nil)
+	if len(c.inodes) != 2 {
+		t.Fatalf("%d socket inodes, want 2", len(c.inodes))
+	}
+	if n, err := testutil.GatherAndCount(reg, "meridian_firewall_udp_kernel_drops_total"); err != nil || n != 1 {
+		t.Errorf("kernel drops metric: %d series, %v", n, err)
+	}
+	// Our sockets are in /proc/net/udp: their inodes appear there.
+	data, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		t.Skip("no /proc/net/udp")
+	}
+	for ino := range c.inodes {
+		if !strings.Contains(string(data), " "+strconv.FormatUint(ino, 10)+" ") {
+			t.Errorf("inode %d not in /proc/net/udp", ino)
+		}
 	}
 }
