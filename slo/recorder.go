@@ -87,11 +87,7 @@ func (e *Engine) record(ctx context.Context, conn driver.Conn, specs []*Spec, no
 	}
 	target := floorMinute(now).Add(time.Minute)
 	deadline := time.Now().Add(e.cfg.BackfillBudget)
-	type todo struct {
-		s  *Spec
-		st *recState
-	}
-	var back []todo
+	var back, saved []todo
 	for _, s := range specs {
 		k := recKey{s.Name, s.Hash()}
 		st := e.rec[k]
@@ -120,14 +116,20 @@ func (e *Engine) record(ctx context.Context, conn driver.Conn, specs []*Spec, no
 			}
 		}
 		if err == nil {
-			err = e.saveState(ctx, conn, s, st)
-		}
-		if err == nil {
 			err = e.settle(ctx, conn, s, st)
 		}
 		e.setRecErr(s.Name, err)
-		if err == nil && st.coveredFrom.After(s.needed(target)) {
-			back = append(back, todo{s, st})
+		if err == nil {
+			saved = append(saved, todo{s, st})
+			if st.coveredFrom.After(s.needed(target)) {
+				back = append(back, todo{s, st})
+			}
+		}
+	}
+	// One insert for every SLO's progress.
+	if len(saved) > 0 {
+		if err := e.saveStates(ctx, conn, saved); err != nil {
+			return err
 		}
 	}
 	// Back-fill, newest chunks first, round-robin over the SLOs, within
@@ -211,6 +213,29 @@ func (e *Engine) saveState(ctx context.Context, conn driver.Conn, s *Spec, st *r
 		store.Quote(s.Name), s.Hash(), st.coveredFrom.Unix(), st.recordedTo.Unix(), time.Now().UnixNano())
 	if err := conn.Exec(ctx, q); err != nil {
 		return fmt.Errorf("SLO %q: save recorder state: %w", s.Name, err)
+	}
+	return nil
+}
+
+type todo struct {
+	s  *Spec
+	st *recState
+}
+
+func (e *Engine) saveStates(ctx context.Context, conn driver.Conn, ts []todo) error {
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO slo_recorder_state (slo, spec_hash, covered_from, recorded_to, version)")
+	if err != nil {
+		return fmt.Errorf("save recorder state: %w", err)
+	}
+	v := uint64(time.Now().UnixNano())
+	for _, t := range ts {
+		if err := b.Append(t.s.Name, t.s.Hash(), t.st.coveredFrom, t.st.recordedTo, v); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("save recorder state: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("save recorder state: %w", err)
 	}
 	return nil
 }
