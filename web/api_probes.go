@@ -88,10 +88,15 @@ func probeWhere(q query) (string, []any) {
 	return w, args
 }
 
-// probeTable picks the rollup for a step: hourly rows for steps of an hour
-// or more, else 5-minute rows (and steps under 5 minutes become 5 minutes).
+// probeTable picks the rollup: the hourly one for ranges over 12 hours (its
+// rows are keyed by path, and a day holds 24 of them per path) or steps of
+// whole hours, else the 5-minute one (keyed by time first). The step is
+// widened to a multiple of the table's bucket.
 func probeTable(q *query) string {
-	if q.Step >= time.Hour && q.Step%time.Hour == 0 {
+	if q.To.Sub(q.From) > 12*time.Hour || (q.Step >= time.Hour && q.Step%time.Hour == 0) {
+		if q.Step < time.Hour || q.Step%time.Hour != 0 {
+			q.Step = ((q.Step + time.Hour - 1) / time.Hour) * time.Hour
+		}
 		return "probe_rollup_1h"
 	}
 	if q.Step < 5*time.Minute || q.Step%(5*time.Minute) != 0 {

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/meridian-obs/meridian/pipeline/chlocal"
@@ -127,7 +128,17 @@ func run(addr, db string, days, regions, targets int, interval time.Duration, re
 	defer os.RemoveAll(stateDir)
 	wcfg := web.DefaultConfig()
 	wcfg.Listen = "127.0.0.1:0"
-	s, err := web.New(wcfg, web.Deps{Log: log, Conn: func() driver.Conn { return conn }, StateDir: stateDir, Stdout: io.Discard})
+	// The server's own pool logs its queries (system.query_log), so that
+	// the figures include what ClickHouse read, which does not depend on
+	// how busy the machine is.
+	wconn, err := clickhouse.Open(&clickhouse.Options{Addr: cfg.Addr, Protocol: clickhouse.Native,
+		Auth: clickhouse.Auth{Database: db, Username: cfg.Username}, MaxOpenConns: 8, MaxIdleConns: 8,
+		Settings: clickhouse.Settings{"log_queries": 1}})
+	if err != nil {
+		return err
+	}
+	defer wconn.Close()
+	s, err := web.New(wcfg, web.Deps{Log: log, Conn: func() driver.Conn { return wconn }, StateDir: stateDir, Stdout: io.Discard})
 	if err != nil {
 		return err
 	}
@@ -142,14 +153,20 @@ func run(addr, db string, days, regions, targets int, interval time.Duration, re
 
 	cases := endpointCases(regions, targets)
 	fmt.Printf("\n%d requests per case, concurrency %d, server %s\n\n", requests, conc, s.URL())
-	fmt.Printf("%-62s %8s %8s %8s %8s %7s\n", "endpoint", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors")
+	fmt.Printf("HTTP latency (client side) and, per request, what ClickHouse read (system.query_log)\n")
+	fmt.Printf("%-58s %7s %7s %7s %7s %4s %11s %9s %7s\n", "endpoint", "p50 ms", "p95 ms", "p99 ms", "max ms", "err", "rows read", "MB read", "CH p95")
 	var all []time.Duration
 	for _, c := range cases {
+		mark := time.Now().Add(-time.Second)
 		lat, errs := measure(s.URL(), tok, c, requests, conc)
 		all = append(all, lat...)
-		fmt.Printf("%-62s %8.1f %8.1f %8.1f %8.1f %7d\n", c.name, ms(pct(lat, 50)), ms(pct(lat, 95)), ms(pct(lat, 99)), ms(pct(lat, 100)), errs)
+		rows, mb, chp95 := readStats(ctx, conn, db, mark)
+		fmt.Printf("%-58s %7.1f %7.1f %7.1f %7.1f %4d %11.0f %9.2f %7.1f\n", c.name, ms(pct(lat, 50)), ms(pct(lat, 95)), ms(pct(lat, 99)), ms(pct(lat, 100)), errs, rows, mb, chp95)
 	}
-	fmt.Printf("%-62s %8.1f %8.1f %8.1f %8.1f\n", "ALL", ms(pct(all, 50)), ms(pct(all, 95)), ms(pct(all, 99)), ms(pct(all, 100)))
+	fmt.Printf("%-58s %7.1f %7.1f %7.1f %7.1f\n", "ALL", ms(pct(all, 50)), ms(pct(all, 95)), ms(pct(all, 99)), ms(pct(all, 100)))
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("\nload average during the run: %s", l)
+	}
 	return nil
 }
 
@@ -290,6 +307,20 @@ func measure(base, tok string, c endpointCase, n, conc int) ([]time.Duration, in
 	close(work)
 	wg.Wait()
 	return lat, errs
+}
+
+// readStats returns the mean rows and megabytes read per data query since
+// mark, and the p95 of their server-side durations (ms).
+func readStats(ctx context.Context, conn driver.Conn, db string, mark time.Time) (rows, mb, p95 float64) {
+	_ = conn.Exec(ctx, "SYSTEM FLUSH LOGS")
+	var r, b, d float64
+	err := conn.QueryRow(ctx, `SELECT avg(read_rows), avg(read_bytes) / 1e6, quantile(0.95)(query_duration_ms)
+		FROM system.query_log WHERE type = 'QueryFinish' AND event_time >= toDateTime(?) AND current_database = ?
+		AND query LIKE 'SELECT%' AND query NOT LIKE '%query_log%'`, mark.Unix(), db).Scan(&r, &b, &d)
+	if err != nil {
+		return -1, -1, -1
+	}
+	return r, b, d
 }
 
 func pct(d []time.Duration, p float64) time.Duration {
