@@ -22,6 +22,7 @@ import (
 	"github.com/meridian-obs/meridian/collectors/firewall"
 	"github.com/meridian-obs/meridian/collectors/flow"
 	"github.com/meridian-obs/meridian/collectors/vpc"
+	"github.com/meridian-obs/meridian/internal/gameday/timeline"
 	"github.com/meridian-obs/meridian/internal/telemetry"
 	"github.com/meridian-obs/meridian/pipeline"
 	"github.com/meridian-obs/meridian/pipeline/store"
@@ -150,6 +151,9 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	a.Web.Mount("GET /api/v1/runbooks", web.Viewer, rbAPI)
 	a.Web.Mount("GET /api/v1/runbooks/", web.Viewer, rbAPI)
 	a.Web.Mount("POST /api/v1/runbooks/", web.Operator, rbAPI)
+	gamedays := timeline.Handler(a.Store.Conn)
+	a.Web.Mount("GET /api/v1/gamedays", web.Viewer, gamedays)
+	a.Web.Mount("GET /api/v1/gamedays/{id}", web.Viewer, gamedays)
 
 	a.add("web", a.Web)
 	return a, nil

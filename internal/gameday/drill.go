@@ -16,6 +16,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/meridian-obs/meridian/alerting"
+	"github.com/meridian-obs/meridian/internal/gameday/timeline"
 	"github.com/meridian-obs/meridian/runbooks"
 )
 
@@ -42,38 +43,10 @@ const (
 )
 
 // Event is one entry of the incident timeline.
-type Event struct {
-	At     time.Time `json:"at"`
-	Offset float64   `json:"offset_s"` // seconds since the fault was injected
-	Region string    `json:"region"`
-	Kind   string    `json:"kind"`
-	Detail string    `json:"detail"`
-}
+type Event = timeline.Event
 
 // Result is a finished drill.
-type Result struct {
-	ID     string    `json:"id"`
-	Region string    `json:"region"`
-	Fault  string    `json:"fault"`
-	DryRun bool      `json:"dry_run"`
-	Start  time.Time `json:"start"`
-	End    time.Time `json:"end"`
-	// Durations in seconds; nil when the step never happened.
-	// Detect: fault → alert firing. Act: fault → first runbook action.
-	// Recover: fault removed → alert resolved and restore done.
-	// Restore: fault removed → restore done.
-	Detect  *float64 `json:"time_to_detect_s"`
-	Act     *float64 `json:"time_to_act_s"`
-	Recover *float64 `json:"time_to_recover_s"`
-	Restore *float64 `json:"time_to_restore_s"`
-	// FaultHeld is how long the fault was in place.
-	FaultHeld float64 `json:"fault_s"`
-	Outcome   string  `json:"outcome"`
-	// OtherRegionsChanged: an alert, a run or a DNS/BGP change touched a
-	// region other than the drill's.
-	OtherRegionsChanged bool    `json:"other_regions_changed"`
-	Events              []Event `json:"events,omitempty"`
-}
+type Result = timeline.Result
 
 // AlertSource is the alerting component (Subscribe is called once).
 type AlertSource interface {
@@ -400,7 +373,7 @@ hold:
 	sort.SliceStable(res.Events, func(i, j int) bool { return res.Events[i].At.Before(res.Events[j].At) })
 	if r.Conn != nil {
 		if conn := r.Conn(); conn != nil {
-			if err := StoreResult(sctx, conn, res); err != nil {
+			if err := timeline.Store(sctx, conn, res); err != nil {
 				return res, fmt.Errorf("storing the drill's timeline: %w", err)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meridian-obs/meridian/internal/gameday/timeline"
 	"github.com/meridian-obs/meridian/internal/testutil/chtest"
 	"github.com/meridian-obs/meridian/pipeline"
 	"github.com/meridian-obs/meridian/pipeline/record"
@@ -128,8 +129,8 @@ func startHarness(t *testing.T, dryRun bool) *harness {
 	must(t, err)
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/agent/", h.stack.Probes.AgentHandler())
-	mux.Handle("/api/v1/gamedays", Handler(h.store.Conn))
-	mux.Handle("/api/v1/gamedays/", Handler(h.store.Conn))
+	mux.Handle("/api/v1/gamedays", timeline.Handler(h.store.Conn))
+	mux.Handle("/api/v1/gamedays/", timeline.Handler(h.store.Conn))
 	h.http = httptest.NewServer(mux)
 	t.Cleanup(h.http.Close)
 	must(t, h.stack.Start(ctx))
@@ -258,7 +259,7 @@ func TestGameDayEndToEnd(t *testing.T) {
 	blip, err := h.runner.Run(ctx, Drill{Region: "ap", Fault: Fault{Outage: true}, Hold: 20 * time.Second, Settle: 40 * time.Second, AllowLive: true})
 	obs.finish()
 	must(t, err)
-	t.Logf("blip:\n%s", FormatResult(blip))
+	t.Logf("blip:\n%s", timeline.FormatResult(blip))
 	if blip.Detect != nil || blip.Act != nil || blip.Outcome != OutcomeNoAlert {
 		t.Errorf("a 20 s blip: detect %v act %v outcome %s; want no alert and no action", blip.Detect, blip.Act, blip.Outcome)
 	}
@@ -281,7 +282,7 @@ func TestGameDayEndToEnd(t *testing.T) {
 		AllowLive: true, Progress: func(e Event) { progress = append(progress, e.Kind) }})
 	obs.finish()
 	must(t, err)
-	t.Logf("outage:\n%s", FormatResult(out))
+	t.Logf("outage:\n%s", timeline.FormatResult(out))
 	for _, e := range out.Events {
 		t.Logf("  %+7.1fs %-3s %-15s %s", e.Offset, e.Region, e.Kind, e.Detail)
 	}
@@ -325,8 +326,8 @@ func TestGameDayEndToEnd(t *testing.T) {
 	resp, err := http.Get(h.http.URL + "/api/v1/gamedays")
 	must(t, err)
 	var list struct {
-		Gamedays []Result  `json:"gamedays"`
-		Summary  []Summary `json:"summary"`
+		Gamedays []Result           `json:"gamedays"`
+		Summary  []timeline.Summary `json:"summary"`
 	}
 	must(t, json.NewDecoder(resp.Body).Decode(&list))
 	resp.Body.Close()

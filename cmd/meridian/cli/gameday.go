@@ -21,6 +21,7 @@ import (
 	"github.com/meridian-obs/meridian/alerting"
 	"github.com/meridian-obs/meridian/internal/app"
 	"github.com/meridian-obs/meridian/internal/gameday"
+	"github.com/meridian-obs/meridian/internal/gameday/timeline"
 	"github.com/meridian-obs/meridian/runbooks"
 )
 
@@ -294,7 +295,7 @@ func gamedayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		stopSim()
 	}
 	if res != nil {
-		fmt.Fprintf(stdout, "\n%s", gameday.FormatResult(res))
+		fmt.Fprintf(stdout, "\n%s", timeline.FormatResult(res))
 		fmt.Fprintf(stdout, "  stored in ClickHouse (gamedays, gameday_events); GET /api/v1/gamedays/%s\n", res.ID)
 	}
 	if drillErr != nil {

@@ -1,4 +1,7 @@
-package gameday
+// Package timeline stores game-day drills and their incident timelines in
+// ClickHouse and serves them (GET /api/v1/gamedays). It is separate from
+// the simulation so that the server links only this.
+package timeline
 
 import (
 	"context"
@@ -13,6 +16,40 @@ import (
 	"github.com/meridian-obs/meridian/internal/httpx"
 )
 
+// Event is one entry of the incident timeline.
+type Event struct {
+	At     time.Time `json:"at"`
+	Offset float64   `json:"offset_s"` // seconds since the fault was injected
+	Region string    `json:"region"`
+	Kind   string    `json:"kind"`
+	Detail string    `json:"detail"`
+}
+
+// Result is a finished drill.
+type Result struct {
+	ID     string    `json:"id"`
+	Region string    `json:"region"`
+	Fault  string    `json:"fault"`
+	DryRun bool      `json:"dry_run"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	// Durations in seconds; nil when the step never happened.
+	// Detect: fault → alert firing. Act: fault → first runbook action.
+	// Recover: fault removed → alert resolved and restore done.
+	// Restore: fault removed → restore done.
+	Detect  *float64 `json:"time_to_detect_s"`
+	Act     *float64 `json:"time_to_act_s"`
+	Recover *float64 `json:"time_to_recover_s"`
+	Restore *float64 `json:"time_to_restore_s"`
+	// FaultHeld is how long the fault was in place.
+	FaultHeld float64 `json:"fault_s"`
+	Outcome   string  `json:"outcome"`
+	// OtherRegionsChanged: an alert, a run or a DNS/BGP change touched a
+	// region other than the drill's.
+	OtherRegionsChanged bool    `json:"other_regions_changed"`
+	Events              []Event `json:"events,omitempty"`
+}
+
 func orNeg(v *float64) float64 {
 	if v == nil {
 		return -1
@@ -22,9 +59,9 @@ func orNeg(v *float64) float64 {
 
 func ms(t time.Time) uint64 { return uint64(t.UnixMilli()) }
 
-// StoreResult writes a drill and its timeline (tables gamedays and
+// Store writes a drill and its timeline (tables gamedays and
 // gameday_events, migrations 5001–5002).
-func StoreResult(ctx context.Context, conn driver.Conn, r *Result) error {
+func Store(ctx context.Context, conn driver.Conn, r *Result) error {
 	detail, _ := json.Marshal(map[string]any{"events": len(r.Events)})
 	b, err := conn.PrepareBatch(ctx, `INSERT INTO gamedays (id, started_at, start_ms, end_ms, region, fault, dry_run, outcome,
 		detect_s, act_s, recover_s, restore_s, fault_s, other_regions_changed, detail)`)
