@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,8 +61,19 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		got := s.datagrams()
+		procDrops := procUDPDrops(b, s.c.NetFlowAddr().Port()) + procUDPDrops(b, s.c.SFlowAddr().Port())
 		s.stop(b)
 		total := time.Since(start)
+		mfs, _ := s.reg.Gather()
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				if c := m.GetCounter(); c != nil && c.GetValue() > 0 && (strings.Contains(mf.GetName(), "pipeline_rows") || strings.Contains(mf.GetName(), "flow_")) {
+					b.Logf("%s %v %v", mf.GetName(), m.GetLabel(), c.GetValue())
+				}
+			}
+		}
+		b.Logf("datagrams sent %d, decoded %v before stop; /proc/net/udp drops %d", datagrams, got, procDrops)
 		n, _, _ := s.totals(b, "1")
 		drops := testutil.ToFloat64(s.m.socketDrops.WithLabelValues("netflow")) + testutil.ToFloat64(s.m.socketDrops.WithLabelValues("sflow"))
 		lost := float64(tot.Flows-n) / float64(tot.Flows) * 100
@@ -72,4 +84,29 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.Logf("%s: sent %d flows in %d datagrams in %.2fs; stored %d in ClickHouse %.2fs after the first datagram; lost %.4f%%; kernel socket drops %v datagrams",
 			kind, tot.Flows, datagrams, sendDur.Seconds(), n, total.Seconds(), lost, drops)
 	}
+}
+
+// procUDPDrops sums the drops column of /proc/net/udp and udp6 for sockets
+// bound to port (a cross-check of SO_RXQ_OVFL).
+func procUDPDrops(tb testing.TB, port uint16) uint64 {
+	var n uint64
+	hex := strings.ToUpper(strconv.FormatUint(uint64(port), 16))
+	for len(hex) < 4 {
+		hex = "0" + hex
+	}
+	for _, f := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(l)
+			if len(fs) < 13 || !strings.HasSuffix(fs[1], ":"+hex) {
+				continue
+			}
+			d, _ := strconv.ParseUint(fs[len(fs)-1], 10, 64)
+			n += d
+		}
+	}
+	return n
 }
