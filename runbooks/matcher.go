@@ -109,6 +109,9 @@ func ParseMatchers(s string) (Matchers, error) {
 			}
 			val = strings.TrimSpace(rest[:j])
 			rest = rest[j:]
+			if strings.ContainsAny(val, " \t\n=!~\"'{}") {
+				return nil, fmt.Errorf("label %s: quote the value %q", name, val)
+			}
 		}
 		m := &Matcher{Name: name, Op: op, Value: val}
 		if op == MatchRegexp || op == MatchNotRegexp {
