@@ -88,36 +88,43 @@ func probeWhere(q query) (string, []any) {
 	return w, args
 }
 
-// probeTable picks the rollup: the hourly one for ranges over 12 hours (its
-// rows are keyed by path, and a day holds 24 of them per path) or steps of
-// whole hours, else the 5-minute one (keyed by time first). The step is
-// widened to a multiple of the table's bucket.
+// probeTable picks the rollup of a series: the daily one for ranges over 7
+// days, the hourly one (rows keyed by path) for ranges over 12 hours or
+// steps of whole hours, else the 5-minute one (keyed by time first). The
+// step is widened to a multiple of the table's bucket.
 func probeTable(q *query) string {
-	if q.To.Sub(q.From) > 12*time.Hour || (q.Step >= time.Hour && q.Step%time.Hour == 0) {
-		if q.Step < time.Hour || q.Step%time.Hour != 0 {
-			q.Step = ((q.Step + time.Hour - 1) / time.Hour) * time.Hour
+	widen := func(g time.Duration) {
+		if q.Step < g || q.Step%g != 0 {
+			q.Step = ((q.Step + g - 1) / g) * g
 		}
+	}
+	span := q.To.Sub(q.From)
+	switch {
+	case span > 7*24*time.Hour || (q.Step >= 24*time.Hour && q.Step%(24*time.Hour) == 0):
+		widen(24 * time.Hour)
+		return "probe_rollup_1d"
+	case span > 12*time.Hour || (q.Step >= time.Hour && q.Step%time.Hour == 0):
+		widen(time.Hour)
 		return "probe_rollup_1h"
 	}
-	if q.Step < 5*time.Minute || q.Step%(5*time.Minute) != 0 {
-		q.Step = ((q.Step + 5*time.Minute - 1) / (5 * time.Minute)) * 5 * time.Minute
-	}
+	widen(5 * time.Minute)
 	return "probe_rollup_5m"
 }
 
 // alignFrom widens the start of the range to the rollup's bucket, so that a
 // bucket is never cut in half (ranges are counted in whole buckets).
 func alignFrom(q *query, table string) {
-	g := int64(300)
-	if table == "probe_rollup_1h" {
-		g = 3600
-	}
+	g := map[string]int64{"probe_rollup_5m": 300, "probe_rollup_1h": 3600, "probe_rollup_1d": 86400}[table]
 	q.From = time.Unix(q.From.Unix()/g*g, 0).UTC()
 }
 
-// rangeTable picks the rollup for a whole-range aggregate.
+// rangeTable picks the rollup for a whole-range aggregate (the range is
+// then widened to whole buckets: hours above 12 hours, days above 3 days).
 func rangeTable(q query) string {
-	if q.To.Sub(q.From) > 12*time.Hour {
+	switch span := q.To.Sub(q.From); {
+	case span > 3*24*time.Hour:
+		return "probe_rollup_1d"
+	case span > 12*time.Hour:
 		return "probe_rollup_1h"
 	}
 	return "probe_rollup_5m"

@@ -97,7 +97,7 @@ func run(addr, db string, days, regions, targets int, interval time.Duration, re
 		return err
 	}
 	// A rollup created after the data (a changed migration) is rebuilt.
-	for tbl, bucket := range map[string]string{"probe_rollup_5m": "toStartOfFiveMinute(time)", "probe_rollup_1h": "toStartOfHour(time)"} {
+	for tbl, bucket := range map[string]string{"probe_rollup_5m": "toStartOfFiveMinute(time)", "probe_rollup_1h": "toStartOfHour(time)", "probe_rollup_1d": "toStartOfDay(time)"} {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM "+tbl).Scan(&n); err != nil {
 			return err
@@ -110,7 +110,7 @@ func run(addr, db string, days, regions, targets int, interval time.Duration, re
 			}
 		}
 	}
-	for _, tbl := range []string{"probe_results", "probe_rollup_5m", "probe_rollup_1h"} {
+	for _, tbl := range []string{"probe_results", "probe_rollup_5m", "probe_rollup_1h", "probe_rollup_1d"} {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM "+tbl).Scan(&n); err != nil {
 			return err
@@ -160,7 +160,7 @@ func run(addr, db string, days, regions, targets int, interval time.Duration, re
 		mark := time.Now().Add(-time.Second)
 		lat, errs := measure(s.URL(), tok, c, requests, conc)
 		all = append(all, lat...)
-		rows, mb, chp95 := readStats(ctx, conn, db, mark)
+		rows, mb, chp95 := readStats(ctx, conn, mark)
 		fmt.Printf("%-58s %7.1f %7.1f %7.1f %7.1f %4d %11.0f %9.2f %7.1f\n", c.name, ms(pct(lat, 50)), ms(pct(lat, 95)), ms(pct(lat, 99)), ms(pct(lat, 100)), errs, rows, mb, chp95)
 	}
 	fmt.Printf("%-58s %7.1f %7.1f %7.1f %7.1f\n", "ALL", ms(pct(all, 50)), ms(pct(all, 95)), ms(pct(all, 99)), ms(pct(all, 100)))
@@ -310,13 +310,14 @@ func measure(base, tok string, c endpointCase, n, conc int) ([]time.Duration, in
 }
 
 // readStats returns the mean rows and megabytes read per data query since
-// mark, and the p95 of their server-side durations (ms).
-func readStats(ctx context.Context, conn driver.Conn, db string, mark time.Time) (rows, mb, p95 float64) {
+// mark, and the p95 of their server-side durations (ms). Use a ClickHouse
+// server that nothing else queries meanwhile.
+func readStats(ctx context.Context, conn driver.Conn, mark time.Time) (rows, mb, p95 float64) {
 	_ = conn.Exec(ctx, "SYSTEM FLUSH LOGS")
 	var r, b, d float64
 	err := conn.QueryRow(ctx, `SELECT avg(read_rows), avg(read_bytes) / 1e6, quantile(0.95)(query_duration_ms)
-		FROM system.query_log WHERE type = 'QueryFinish' AND event_time >= toDateTime(?) AND current_database = ?
-		AND query LIKE 'SELECT%' AND query NOT LIKE '%query_log%'`, mark.Unix(), db).Scan(&r, &b, &d)
+		FROM system.query_log WHERE type = 2 AND event_time >= toDateTime(?)
+		AND query LIKE 'SELECT%' AND query NOT LIKE '%system.%'`, mark.Unix()).Scan(&r, &b, &d)
 	if err != nil {
 		return -1, -1, -1
 	}
