@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
@@ -41,7 +43,11 @@ type Collector struct {
 	cancel   context.CancelFunc
 
 	netflowAddr, sflowAddr netip.AddrPort
+	stopping               atomic.Bool
 }
+
+// drainTime bounds how long Stop lets readers empty their sockets.
+const drainTime = 250 * time.Millisecond
 
 // New builds the collector; it does no I/O.
 func New(cfg Config, deps Deps) (*Collector, error) {
@@ -113,13 +119,24 @@ func (c *Collector) Start(context.Context) error {
 // the sink, and returns. Flows still unwritten when ctx ends are counted
 // as dropped.
 func (c *Collector) Stop(ctx context.Context) error {
-	c.closeAll()
+	// Drain: each reader takes what its socket already holds for a short
+	// while (new reads past the deadline fail), hands it over, then closes
+	// its socket.
+	c.stopping.Store(true)
+	c.mu.Lock()
+	for _, conn := range c.conns {
+		_ = conn.SetReadDeadline(time.Now().Add(drainTime))
+	}
+	c.conns = nil
+	c.mu.Unlock()
 	done := make(chan struct{})
 	go func() { c.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		c.cancel()
+		if c.cancel != nil {
+			c.cancel() // readers blocked on a full pipeline give up; their flows are counted
+		}
 		<-done
 	}
 	if c.cancel != nil {
@@ -189,6 +206,27 @@ func rxqOvfl(oob []byte) (uint32, bool) {
 	return 0, false
 }
 
+// socketDrops reads the socket's cumulative drop counter now
+// (SO_MEMINFO, SK_MEMINFO_DROPS): SO_RXQ_OVFL only reports it on the
+// datagrams queued after the drops, which a backlogged reader sees late.
+func socketDrops(conn *net.UDPConn) (uint32, bool) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var (
+		mem [16]uint32
+		ok  bool
+	)
+	_ = rc.Control(func(fd uintptr) {
+		l := uint32(unsafe.Sizeof(mem))
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&mem[0])), uintptr(unsafe.Pointer(&l)), 0)
+		ok = e == 0 && l > unix.SK_MEMINFO_DROPS*4
+	})
+	return mem[unix.SK_MEMINFO_DROPS], ok
+}
+
 func (c *Collector) read(conn *net.UDPConn, name string, decode func([]byte, netip.Addr, time.Time, []record.Flow) []record.Flow) {
 	defer c.wg.Done()
 	buf := make([]byte, 65536)
@@ -196,7 +234,17 @@ func (c *Collector) read(conn *net.UDPConn, name string, decode func([]byte, net
 	batch := make([]record.Flow, 0, c.cfg.BatchFlows+1024)
 	drops := c.m.socketDrops.WithLabelValues(name)
 	var lastDrops uint32
+	// Both sources read the same cumulative counter (sk_drops).
+	seen := func(d uint32) {
+		if d > lastDrops {
+			drops.Add(float64(d - lastDrops))
+			lastDrops = d
+		}
+	}
 	flush := func() {
+		if d, ok := socketDrops(conn); ok {
+			seen(d)
+		}
 		if len(batch) == 0 {
 			return
 		}
@@ -206,7 +254,13 @@ func (c *Collector) read(conn *net.UDPConn, name string, decode func([]byte, net
 		}
 		batch = batch[:0]
 	}
-	defer flush()
+	defer func() {
+		flush()
+		if d, ok := socketDrops(conn); ok {
+			seen(d)
+		}
+		conn.Close()
+	}()
 	deadline := time.Now().Add(c.cfg.FlushInterval)
 	_ = conn.SetReadDeadline(deadline)
 	for {
@@ -214,9 +268,14 @@ func (c *Collector) read(conn *net.UDPConn, name string, decode func([]byte, net
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				if c.stopping.Load() {
+					return
+				}
 				flush()
 				deadline = time.Now().Add(c.cfg.FlushInterval)
-				_ = conn.SetReadDeadline(deadline)
+				if !c.stopping.Load() {
+					_ = conn.SetReadDeadline(deadline)
+				}
 				continue
 			}
 			if errors.Is(err, net.ErrClosed) {
@@ -225,16 +284,17 @@ func (c *Collector) read(conn *net.UDPConn, name string, decode func([]byte, net
 			c.log.Warn("read", "listener", name, "err", err)
 			continue
 		}
-		if d, ok := rxqOvfl(oob[:oobn]); ok && d != lastDrops {
-			drops.Add(float64(d - lastDrops))
-			lastDrops = d
+		if d, ok := rxqOvfl(oob[:oobn]); ok {
+			seen(d)
 		}
 		now := time.Now()
 		batch = decode(buf[:n], from.Addr(), now.UTC(), batch)
 		if len(batch) >= c.cfg.BatchFlows || now.After(deadline) {
 			flush()
 			deadline = now.Add(c.cfg.FlushInterval)
-			_ = conn.SetReadDeadline(deadline)
+			if !c.stopping.Load() {
+				_ = conn.SetReadDeadline(deadline)
+			}
 		}
 	}
 }
