@@ -90,7 +90,8 @@ type drillState struct {
 	region string
 	events []Event
 	// per region: alert fingerprints firing now
-	firing   map[string]map[string]bool
+	firing   map[string]map[string]string // region → fingerprint → severity
+	paged    map[string]bool
 	firstFir map[string]time.Time
 	resolved time.Time
 }
@@ -111,27 +112,43 @@ func (r *Runner) onAlert(a alerting.Alert) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.firing[region] == nil {
-		d.firing[region] = map[string]bool{}
+		d.firing[region] = map[string]string{}
 	}
 	if a.Firing() {
-		if d.firing[region][a.Fingerprint] {
+		if _, ok := d.firing[region][a.Fingerprint]; ok {
 			return
 		}
-		d.firing[region][a.Fingerprint] = true
+		d.firing[region][a.Fingerprint] = a.Labels["severity"]
+		if a.Labels["severity"] == "page" {
+			d.paged[region] = true
+		}
 		if _, ok := d.firstFir[region]; !ok {
 			d.firstFir[region] = now
 		}
 		d.add(now, region, EvAlertFiring, detail)
 		return
 	}
-	if !d.firing[region][a.Fingerprint] {
+	if _, ok := d.firing[region][a.Fingerprint]; !ok {
 		return
 	}
 	delete(d.firing[region], a.Fingerprint)
 	d.add(now, region, EvAlertResolved, detail)
-	if len(d.firing[region]) == 0 && region == d.region {
+	if d.pendingLocked(region) == 0 && region == d.region {
 		d.resolved = now
 	}
+}
+
+// pendingLocked counts the region's alerts a recovery waits for: its page
+// alerts when one paged (ticket alerts of a slow budget burn may rightly
+// stay), else every alert.
+func (d *drillState) pendingLocked(region string) int {
+	n := 0
+	for _, sev := range d.firing[region] {
+		if !d.paged[region] || sev == "page" {
+			n++
+		}
+	}
+	return n
 }
 
 func (d *drillState) add(at time.Time, region, kind, detail string) {
@@ -229,7 +246,7 @@ func (r *Runner) Run(ctx context.Context, dr Drill) (*Result, error) {
 	}
 	id := newID()
 	res := &Result{ID: id, Region: dr.Region, Fault: dr.Fault.String(), DryRun: len(r.LiveRunbooks(dr.Region)) == 0}
-	d := &drillState{region: dr.Region, firing: map[string]map[string]bool{}, firstFir: map[string]time.Time{}}
+	d := &drillState{region: dr.Region, firing: map[string]map[string]string{}, paged: map[string]bool{}, firstFir: map[string]time.Time{}}
 
 	// Inject.
 	d.start = time.Now()
@@ -447,7 +464,7 @@ func (w *watcher) firstAlert(region string) bool {
 // recovered: the region's alerts resolved and, if a run acted, it restored.
 func (w *watcher) recovered(region string) bool {
 	w.d.mu.Lock()
-	resolved := !w.d.resolved.IsZero() && len(w.d.firing[region]) == 0
+	resolved := !w.d.resolved.IsZero() && w.d.pendingLocked(region) == 0
 	w.d.mu.Unlock()
 	if !resolved {
 		return false

@@ -241,7 +241,7 @@ func gamedayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	hold := fs.Duration("duration", 0, "how long the fault stays (0: until the first runbook action, at most --max-hold)")
 	maxHold := fs.Duration("max-hold", 3*time.Minute, "longest time the fault stays")
 	recoverT := fs.Duration("recover-timeout", 15*time.Minute, "longest wait for the alert to resolve and the restore after the fault is removed")
-	warmup := fs.Duration("warmup", 3*time.Minute, "longest wait for every region to have SLO data before the fault")
+	warmup := fs.Duration("warmup", 10*time.Minute, "longest wait for a healthy baseline (every region has SLO data, none pages) before the fault")
 	live := fs.Bool("live", false, "make the simulated runbooks act (on the local BIND and gobgpd) instead of dry-run")
 	allowLive := fs.Bool("allow-live", false, "run the drill although the region's runbooks are not in dry-run")
 	if err := fs.Parse(args); err != nil {
@@ -285,7 +285,7 @@ func gamedayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		go func() {
 			defer stopRun()
-			if err := waitSLOData(sigCtx, a, *warmup); err != nil {
+			if err := waitSLOData(sigCtx, a, *warmup, stdout); err != nil {
 				drillErr = err
 				return
 			}
@@ -319,21 +319,32 @@ func gamedayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	return ExitOK
 }
 
-// waitSLOData waits until the SLO engine has data for every region.
-func waitSLOData(ctx context.Context, a *app.App, limit time.Duration) error {
+// waitSLOData waits for a healthy baseline: every region has SLO data and
+// none of them pages (a fresh system with little data pages on a single lost
+// packet; its short windows must first hold clean data).
+func waitSLOData(ctx context.Context, a *app.App, limit time.Duration, stdout io.Writer) error {
 	deadline := time.Now().Add(limit)
+	said := false
 	for {
-		ok := true
+		why := ""
 		for _, r := range gameday.RegionNames {
-			if st, found := a.SLO.Status(gameday.SLOName, r); !found || !st.HasData {
-				ok = false
+			burning, known, _ := gameday.SLOStatus{Engine: a.SLO}.GroupStatus(ctx, gameday.SLOName, r)
+			switch {
+			case !known:
+				why = "no SLO data yet for region " + r
+			case burning:
+				why = "region " + r + " is paging"
 			}
 		}
-		if ok {
+		if why == "" {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no SLO data for every region after %s (are the agents reporting?)", limit)
+			return fmt.Errorf("no healthy baseline after %s: %s", limit, why)
+		}
+		if !said {
+			fmt.Fprintf(stdout, "  Waiting for a healthy baseline (%s)…\n", why)
+			said = true
 		}
 		select {
 		case <-ctx.Done():
