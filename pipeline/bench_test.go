@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
@@ -44,7 +46,7 @@ func benchProbes(n int) []record.ProbeResult {
 
 func benchStore(b *testing.B) *store.Store {
 	scfg := chtest.Config(b)
-	st, err := store.New(scfg, store.Deps{})
+	st, err := store.New(scfg, store.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -86,7 +88,7 @@ func pipelineInsert[T any](b *testing.B, st *store.Store, pick func(*Pipeline) (
 	cfg.FlushRows = benchBatch
 	cfg.QueueRows = 4 * benchBatch
 	cfg.SpoolDir = b.TempDir()
-	p, err := New(cfg, Deps{Store: st})
+	p, err := New(cfg, Deps{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
