@@ -45,11 +45,11 @@ func TestDNSFailoverAndRestore(t *testing.T) {
 	}
 	f := newFixture(t, dnsConfig(b), newStatus([]string{"eu", "us", "ap"}, "eu", "ap"), strings.Replace(dnsRunbook, "%s", "", 1))
 	var afterTTL []string
-	f.e.onStep = func(r *Run, i int) {
+	f.setOnStep(func(r *Run, i int) {
 		if i == 0 {
 			afterTTL = b.dig(t, "edge-eu.example.test", "A")
 		}
-	}
+	})
 	t0 := time.Now()
 	id := f.fire(t, "edge-failover", "fp1", labels("eu"))
 	run := f.wait(t, id, StateSucceeded)
@@ -223,7 +223,7 @@ runbooks:
 	for i := 0; i < 20; i++ {
 		t0 := time.Now()
 		done := make(chan struct{})
-		f.e.onStep = func(*Run, int) { close(done) }
+		f.setOnStep(func(*Run, int) { close(done) })
 		f.e.HandleAlert(Alert{Labels: labels("eu"), Status: StatusFiring, Fingerprint: fmt.Sprint("lat", i)})
 		select {
 		case <-done:

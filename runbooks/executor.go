@@ -492,8 +492,11 @@ func (e *Executor) execute(r *Run) {
 		}
 		e.stepState(r, i, "done", detail)
 		e.record(r, AuditRecord{Kind: "action", Decision: "ok", Detail: r.Steps[i].Name + ": " + detail})
-		if e.onStep != nil {
-			e.onStep(r, i)
+		e.mu.Lock()
+		hook := e.onStep
+		e.mu.Unlock()
+		if hook != nil {
+			hook(r, i)
 		}
 	}
 	if v := rb.Verify; v != nil {

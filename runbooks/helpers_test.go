@@ -258,3 +258,9 @@ func webhookConfig(t testing.TB, rc *receiver) Config {
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func (f *fixture) setOnStep(fn func(*Run, int)) {
+	f.e.mu.Lock()
+	f.e.onStep = fn
+	f.e.mu.Unlock()
+}
