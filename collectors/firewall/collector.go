@@ -421,7 +421,7 @@ func (c *Collector) serve(conn net.Conn, addr netip.Addr) {
 			case err == errBadFrame:
 				c.m.bad(source, ReasonBadFrame)
 			case err == io.ErrUnexpectedEOF:
-				c.m.bad(source, "truncated")
+				c.m.bad(source, ReasonTruncated)
 			default:
 				var ne net.Error
 				if !(errors.As(err, &ne) && ne.Timeout()) {

@@ -27,7 +27,7 @@ const (
 	ReasonBadFrame   = "bad_frame"  // octet count unreadable: connection closed
 	ReasonTooMany    = "too_many_connections"
 	ReasonTLS        = "tls_handshake"
-	ReasonBadUTF8    = "invalid_utf8" // stored, counted
+	ReasonTruncated  = "truncated" // connection closed inside an octet-counted frame
 	ReasonSinkFailed = "sink_failed"
 )
 
