@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -175,6 +176,16 @@ func (a *Agent) Start(ctx context.Context) error {
 		case err == nil:
 			a.engine = e
 			a.probers[probes.TypeICMP] = e
+			a.reg.MustRegister(
+				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "meridian_agent_icmp_engine_sent_total",
+					Help: "Echo requests sent by the shared-socket ICMP engine."},
+					func() float64 { s, _, _ := e.Stats(); return float64(s) }),
+				prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "meridian_agent_icmp_engine_received_total",
+					Help: "Echo replies matched by the shared-socket ICMP engine."},
+					func() float64 { _, r, _ := e.Stats(); return float64(r) }),
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_agent_icmp_engine_queued",
+					Help: "Echo requests waiting to be sent."},
+					func() float64 { return float64(e.Queued()) }))
 		case a.cfg.ICMPEngine == "engine":
 			return fmt.Errorf("agent: icmp_engine is engine: %w", err)
 		default:
@@ -292,7 +303,8 @@ func (a *Agent) request(ctx context.Context, method, path string, body []byte, h
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	// Assignments of 10,000 checks are a few MB of JSON.
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	return resp.StatusCode, data, nil
 }
 
@@ -408,6 +420,14 @@ func (a *Agent) loadAssignments() (api.Assignments, error) {
 	return as, json.Unmarshal(data, &as)
 }
 
+// unit is what one scheduling goroutine runs: one check, or (with the ICMP
+// engine) every ICMP check sharing count, spacing, timeout, interval and
+// start slot, probed together with one ProbeMany call per round.
+type unit struct {
+	checks []probes.Check
+	offset time.Duration
+}
+
 // apply starts new and changed checks and stops removed ones.
 func (a *Agent) apply(checks []probes.Check) {
 	a.mu.Lock()
@@ -415,33 +435,57 @@ func (a *Agent) apply(checks []probes.Check) {
 	if a.stopping {
 		return
 	}
-	want := map[string]probes.Check{}
+	sorted := make([]probes.Check, 0, len(checks))
+	seen := map[string]bool{}
 	for _, c := range checks {
-		want[c.Name] = c.WithDefaults()
-	}
-	for name, rc := range a.running {
-		c, ok := want[name]
-		if def, _ := json.Marshal(c); !ok || string(def) != rc.def {
-			rc.cancel()
-			delete(a.running, name)
-		}
-	}
-	for name, c := range want {
-		if _, ok := a.running[name]; ok {
+		if seen[c.Name] {
 			continue
 		}
-		p := a.probers[c.Type]
-		if p == nil {
+		seen[c.Name] = true
+		sorted = append(sorted, c.WithDefaults())
+	}
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	units := map[string]*unit{}
+	total := 0
+	for _, c := range sorted {
+		if a.probers[c.Type] == nil {
 			a.pm.Count(c.Type, "unknown_type", 1)
 			continue
 		}
-		def, _ := json.Marshal(c)
-		ctx, cancel := context.WithCancel(a.ctx)
-		a.running[name] = &runningCheck{def: string(def), cancel: cancel}
-		a.checkWG.Add(1)
-		go a.runCheck(ctx, p, c)
+		off := Offset(a.cfg.Name, c.Name, c.Interval)
+		key := "c/" + c.Name
+		if a.engine != nil && c.Type == probes.TypeICMP {
+			key = fmt.Sprintf("g/icmp/%d/%d/%d/%d/%d", c.Interval, c.Count, c.Spacing, c.Timeout, off)
+		}
+		u := units[key]
+		if u == nil {
+			u = &unit{offset: off}
+			units[key] = u
+		}
+		u.checks = append(u.checks, c)
+		total++
 	}
-	a.m.checks.Set(float64(len(a.running)))
+	defs := make(map[string]string, len(units))
+	for key, u := range units {
+		d, _ := json.Marshal(u.checks)
+		defs[key] = string(d)
+	}
+	for key, rc := range a.running {
+		if def, ok := defs[key]; !ok || def != rc.def {
+			rc.cancel()
+			delete(a.running, key)
+		}
+	}
+	for key, u := range units {
+		if _, ok := a.running[key]; ok {
+			continue
+		}
+		ctx, cancel := context.WithCancel(a.ctx)
+		a.running[key] = &runningCheck{def: defs[key], cancel: cancel}
+		a.checkWG.Add(1)
+		go a.runUnit(ctx, u)
+	}
+	a.m.checks.Set(float64(total))
 }
 
 // Offset spreads a check's rounds over its interval: a hash of the agent
@@ -459,11 +503,12 @@ func Offset(agent, check string, interval time.Duration) time.Duration {
 	return time.Duration(int64(h.Sum64()%uint64(slots))) * 10 * time.Millisecond
 }
 
-func (a *Agent) runCheck(ctx context.Context, p probes.Prober, c probes.Check) {
+func (a *Agent) runUnit(ctx context.Context, u *unit) {
 	defer a.checkWG.Done()
-	next := time.Now().Truncate(c.Interval).Add(Offset(a.cfg.Name, c.Name, c.Interval))
+	interval := u.checks[0].Interval
+	next := time.Now().Truncate(interval).Add(u.offset)
 	for next.Before(time.Now()) {
-		next = next.Add(c.Interval)
+		next = next.Add(interval)
 	}
 	for {
 		t := time.NewTimer(time.Until(next))
@@ -473,22 +518,44 @@ func (a *Agent) runCheck(ctx context.Context, p probes.Prober, c probes.Check) {
 			return
 		case <-t.C:
 		}
-		rctx, cancel := context.WithTimeout(ctx, c.Interval)
-		res := safeProbe(rctx, p, c)
+		rctx, cancel := context.WithTimeout(ctx, interval)
+		var results []probes.Result
+		if a.engine != nil && u.checks[0].Type == probes.TypeICMP {
+			results = safeProbeMany(rctx, a.engine, u.checks)
+		} else {
+			results = []probes.Result{safeProbe(rctx, a.probers[u.checks[0].Type], u.checks[0])}
+		}
 		cancel()
 		if ctx.Err() != nil {
 			// Interrupted by a stop or an assignment change: not a
 			// measurement (the unsent packets would read as loss).
 			return
 		}
-		res.Check, res.Type = c.Name, c.Type
-		a.m.results.WithLabelValues(c.Type).Inc()
-		a.results <- res // never closed while checks run (Stop waits for them)
-		next = next.Add(c.Interval)
+		for i, res := range results {
+			c := u.checks[i]
+			res.Check, res.Type = c.Name, c.Type
+			a.m.results.WithLabelValues(c.Type).Inc()
+			a.results <- res // never closed while checks run (Stop waits for them)
+		}
+		next = next.Add(interval)
 		for next.Before(time.Now()) { // a round overran: skip, never burst
-			next = next.Add(c.Interval)
+			next = next.Add(interval)
 		}
 	}
+}
+
+// safeProbeMany is safeProbe for a group of ICMP checks.
+func safeProbeMany(ctx context.Context, e *icmpengine.Engine, cs []probes.Check) (res []probes.Result) {
+	defer func() {
+		if r := recover(); r != nil {
+			res = make([]probes.Result, len(cs))
+			for i, c := range cs {
+				res[i] = probes.Result{Check: c.Name, Type: c.Type, Target: c.Target, Time: time.Now(), Sent: c.Count,
+					LossRatio: 1, MOS: 1, Error: "internal", RTTsUs: []uint32{}}
+			}
+		}
+	}()
+	return e.ProbeMany(ctx, append([]probes.Check(nil), cs...))
 }
 
 // safeProbe turns a prober panic into a counted failed round: one bad

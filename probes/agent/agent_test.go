@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -448,5 +449,57 @@ func TestAssignmentsRefresh(t *testing.T) {
 	}
 	if g := counter(t, a.Registry(), "meridian_agent_checks", ""); g != 1 {
 		t.Errorf("meridian_agent_checks = %v, want 1", g)
+	}
+}
+
+// With the ICMP engine, checks of equal parameters and start slot run as
+// one group (one ProbeMany per round); every check still gets its own
+// results with its own target.
+func TestICMPChecksGroupedOnEngine(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the ICMP engine needs raw sockets (root)")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sink := &sinkCount{}
+	cfg := server.DefaultConfig()
+	cfg.StateFile = filepath.Join(t.TempDir(), "s.json")
+	cfg.Agents = []server.AgentConfig{{Name: "a1", TokenHash: server.HashToken("tok")}}
+	const n = 300
+	for i := 0; i < n; i++ {
+		cfg.Checks = append(cfg.Checks, server.CheckConfig{Name: fmt.Sprintf("c%03d", i), Type: "icmp",
+			Target: fmt.Sprintf("127.4.%d.%d", i/200, i%200+1), Count: 2, Spacing: 5 * time.Millisecond, Timeout: 500 * time.Millisecond, Interval: time.Second})
+	}
+	srv, _ := server.New(cfg, server.Deps{Sink: sink})
+	srv.Start(ctx)
+	ts := httptest.NewServer(srv.AgentHandler())
+	defer ts.Close()
+	acfg := DefaultConfig()
+	acfg.Name, acfg.Server = "a1", ts.URL
+	acfg.Token = config.Secret{Value: "tok"}
+	acfg.SpoolDir = t.TempDir()
+	acfg.FlushInterval = 200 * time.Millisecond
+	acfg.MetricsListen = ""
+	acfg.ICMPEngine = "engine"
+	a, _ := New(acfg, Deps{})
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop(context.Background())
+	waitFor(t, 15*time.Second, "a result for every check", func() bool { return len(sink.byCheck()) == n })
+	a.mu.Lock()
+	units := len(a.running)
+	a.mu.Unlock()
+	if units >= n || units > 100 {
+		t.Errorf("%d scheduling units for %d checks on 100 start slots: not grouped", units, n)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	for _, r := range sink.rows {
+		var i int
+		fmt.Sscanf(r.Check, "c%03d", &i)
+		if want := fmt.Sprintf("127.4.%d.%d", i/200, i%200+1); r.TargetAddr.String() != want || r.Received != 2 {
+			t.Fatalf("check %s: target %s received %d, want %s and 2", r.Check, r.TargetAddr, r.Received, want)
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -89,8 +90,7 @@ type round struct {
 	dups     int
 	reord    int
 	maxIdx   int
-	done     chan struct{}
-	doneOnce sync.Once
+	g        *group
 	sendErr  string
 }
 
@@ -205,73 +205,132 @@ func (e *Engine) Stats() (sent, received, foreign uint64) {
 	return e.sent.Load(), e.recv.Load(), e.foreign.Load()
 }
 
+// Queued returns the packets waiting to be sent.
+func (e *Engine) Queued() int { return len(e.sendq) }
+
 // Probe runs one round to c.Target (an address or a name). It implements
 // probes.Prober.
 func (e *Engine) Probe(ctx context.Context, c probes.Check) probes.Result {
-	c = c.WithDefaults()
+	return e.ProbeMany(ctx, []probes.Check{c})[0]
+}
+
+// group tracks the rounds of one ProbeMany call.
+type group struct {
+	remaining atomic.Int32
+	done      chan struct{}
+}
+
+func (g *group) roundDone() {
+	if g.remaining.Add(-1) == 0 {
+		close(g.done)
+	}
+}
+
+// ProbeMany runs one round to each check's target at once, from one
+// goroutine: packet i of every round is queued together, then the call
+// waits for every answer or the timeout. The agent groups its ICMP checks
+// of equal count, spacing, timeout, interval and start slot into one call,
+// so 10,000 checks cost a hundred goroutines, not 10,000. Checks should
+// share count, spacing and timeout; otherwise the first check's spacing and
+// the largest timeout apply.
+func (e *Engine) ProbeMany(ctx context.Context, cs []probes.Check) []probes.Result {
 	start := time.Now()
-	res := probes.Result{Check: c.Name, Type: probes.TypeICMP, Target: c.Target, Time: start}
-	dst, err := resolve(ctx, c)
-	if err != nil {
-		res.Error = "dns"
-		e.metrics.Count(probes.TypeICMP, "dns", 1)
-		res.SetStats(stats.Compute(c.Count, nil, 0, 0))
-		return res
+	out := make([]probes.Result, len(cs))
+	rounds := make([]*round, len(cs))
+	dsts := make([]netip.Addr, len(cs))
+	g := &group{done: make(chan struct{})}
+	maxCount, timeout := 0, time.Duration(0)
+	var spacing time.Duration
+	for i, c := range cs {
+		c = c.WithDefaults()
+		cs[i] = c
+		out[i] = probes.Result{Check: c.Name, Type: probes.TypeICMP, Target: c.Target, Time: start}
+		if i == 0 {
+			spacing = c.Spacing
+		}
+		dst, err := resolve(ctx, c)
+		switch {
+		case err != nil:
+			out[i].Error = "dns"
+		case dst.Is6() && e.c6 == nil:
+			out[i].Error = "no_ipv6"
+		}
+		if out[i].Error != "" {
+			e.metrics.Count(probes.TypeICMP, out[i].Error, 1)
+			out[i].SetStats(stats.Compute(c.Count, nil, 0, 0))
+			continue
+		}
+		dsts[i] = dst
+		out[i].TargetAddr = dst.String()
+		rounds[i] = &round{rtts: make([]time.Duration, c.Count), got: make([]bool, c.Count), maxIdx: -1, g: g}
+		g.remaining.Add(1)
+		maxCount = max(maxCount, c.Count)
+		timeout = max(timeout, c.Timeout)
 	}
-	res.TargetAddr = dst.String()
-	if dst.Is6() && e.c6 == nil {
-		res.Error = "no_ipv6"
-		e.metrics.Count(probes.TypeICMP, "no_ipv6", 1)
-		res.SetStats(stats.Compute(c.Count, nil, 0, 0))
-		return res
+	var entries []*entry
+	if g.remaining.Load() > 0 {
+		entries = make([]*entry, 0, int(g.remaining.Load())*maxCount)
 	}
-	r := &round{rtts: make([]time.Duration, c.Count), got: make([]bool, c.Count), maxIdx: -1, done: make(chan struct{})}
-	entries := make([]*entry, 0, c.Count)
-	for i := 0; i < c.Count; i++ {
-		if i > 0 && !sleep(ctx, c.Spacing) {
+send:
+	for k := 0; k < maxCount; k++ {
+		if k > 0 && !sleep(ctx, spacing) {
 			break
 		}
-		en := &entry{token: e.token.Add(1), dst: dst, seq: uint16(i), r: r, idx: i}
-		entries = append(entries, en)
-		r.mu.Lock()
-		r.sent++
-		r.mu.Unlock()
+		for i, r := range rounds {
+			if r == nil || k >= cs[i].Count {
+				continue
+			}
+			en := &entry{token: e.token.Add(1), dst: dsts[i], seq: uint16(k), r: r, idx: k}
+			entries = append(entries, en)
+			r.mu.Lock()
+			r.sent++
+			r.mu.Unlock()
+			select {
+			case e.sendq <- en:
+			case <-ctx.Done():
+				break send
+			case <-e.closed:
+				break send
+			}
+		}
+	}
+	if len(entries) > 0 {
+		t := time.NewTimer(timeout)
 		select {
-		case e.sendq <- en:
+		case <-g.done:
+		case <-t.C:
 		case <-ctx.Done():
 		case <-e.closed:
 		}
+		t.Stop()
 	}
-	t := time.NewTimer(c.Timeout)
-	select {
-	case <-r.done:
-	case <-t.C:
-	case <-ctx.Done():
-	case <-e.closed:
-	}
-	t.Stop()
 	e.mu.Lock()
 	for _, en := range entries {
 		delete(e.pending, en.token)
 	}
 	e.mu.Unlock()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var answered []time.Duration
-	for i := 0; i < r.sent; i++ {
-		if r.got[i] {
-			answered = append(answered, r.rtts[i])
+	for i, r := range rounds {
+		if r == nil {
+			continue
 		}
-	}
-	res.SetStats(stats.Compute(r.sent, answered, r.dups, r.reord))
-	if len(answered) == 0 {
-		res.Error = r.sendErr
-		if res.Error == "" {
-			res.Error = "timeout"
+		r.mu.Lock()
+		var answered []time.Duration
+		for k := 0; k < r.sent; k++ {
+			if r.got[k] {
+				answered = append(answered, r.rtts[k])
+			}
 		}
-		e.metrics.Count(probes.TypeICMP, res.Error, 1)
+		out[i].SetStats(stats.Compute(r.sent, answered, r.dups, r.reord))
+		if len(answered) == 0 {
+			out[i].Error = r.sendErr
+			if out[i].Error == "" {
+				out[i].Error = "timeout"
+			}
+			e.metrics.Count(probes.TypeICMP, out[i].Error, 1)
+		}
+		r.mu.Unlock()
 	}
-	return res
+	return out
 }
 
 func resolve(ctx context.Context, c probes.Check) (netip.Addr, error) {
@@ -307,6 +366,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // writes them with one sendmmsg per family.
 func (e *Engine) sender() {
 	defer e.wg.Done()
+	// The send stamp is taken in user space: keep this goroutine on its
+	// own thread and, when permitted, ahead of the process's other threads,
+	// so the thread is rarely preempted between the stamp and the write.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), -10)
 	batch := make([]*entry, 0, batchSize)
 	bufs := make([][]byte, sendChunk)
 	for i := range bufs {
@@ -322,7 +387,10 @@ func (e *Engine) sender() {
 		case <-e.closed:
 			return
 		}
-		if e.coalesce > 0 {
+		// Gather a batch only when there is little queued: with a backlog
+		// the batch is already there, and a sleep would only add timer
+		// latency (which grows with the process's load).
+		if e.coalesce > 0 && len(e.sendq) < sendChunk {
 			time.Sleep(e.coalesce)
 		}
 	fill:
@@ -359,13 +427,19 @@ func (e *Engine) sender() {
 					m6 = append(m6, ipv6.Message{Buffers: [][]byte{b}, Addr: &net.IPAddr{IP: en.dst.AsSlice(), Zone: en.dst.Zone()}})
 				}
 			}
-			// Stamp and register right before the write, so neither the
-			// packet building nor a long batch counts in the RTT.
+			// Register, then stamp right before the write, so neither the
+			// packet building, a map growth (which may assist the GC) nor
+			// a long batch counts in the RTT. No reply can be matched
+			// before the write, so the stamp lands before any reader.
 			e.mu.Lock()
+			for _, en := range chunk {
+				e.pending[en.token] = en
+			}
+			e.mu.Unlock()
 			now := time.Now()
+			e.mu.Lock()
 			for _, en := range chunk {
 				en.sentAt = now
-				e.pending[en.token] = en
 			}
 			e.mu.Unlock()
 			if len(m4) > 0 {
@@ -541,7 +615,7 @@ func (e *Engine) handle(b []byte, want byte, at time.Time) {
 	complete := r.received == len(r.got)
 	r.mu.Unlock()
 	if complete {
-		r.doneOnce.Do(func() { close(r.done) })
+		r.g.roundDone() // once: received reaches len(got) once
 	}
 }
 

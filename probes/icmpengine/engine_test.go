@@ -125,3 +125,27 @@ func TestEngineBlackholeDoesNotStallOthers(t *testing.T) {
 		t.Errorf("dead round %+v, dropped %d", deadRes, rule.Dropped(t))
 	}
 }
+
+// ProbeMany: one call, many rounds; each result belongs to its own target.
+func TestEngineProbeMany(t *testing.T) {
+	e := open(t)
+	var cs []probes.Check
+	for i := 0; i < 50; i++ {
+		cs = append(cs, probes.Check{Name: fmt.Sprintf("c%d", i), Type: probes.TypeICMP, Target: fmt.Sprintf("127.3.0.%d", i+1),
+			Count: 3, Spacing: 5 * time.Millisecond, Timeout: time.Second})
+	}
+	cs = append(cs, probes.Check{Name: "bad", Type: probes.TypeICMP, Target: "no-such-host.invalid", Count: 3, Timeout: time.Second})
+	t0 := time.Now()
+	rs := e.ProbeMany(context.Background(), cs)
+	if d := time.Since(t0); d > 900*time.Millisecond {
+		t.Errorf("ProbeMany waited %s though every live target answered", d)
+	}
+	for i, r := range rs[:50] {
+		if r.Check != cs[i].Name || r.TargetAddr != cs[i].Target || r.Received != 3 || r.Sent != 3 {
+			t.Errorf("result %d: %+v", i, r)
+		}
+	}
+	if bad := rs[50]; bad.Error != "dns" || bad.Received != 0 || bad.Check != "bad" {
+		t.Errorf("bad target: %+v", bad)
+	}
+}

@@ -48,7 +48,8 @@ type CheckConfig struct {
 	AgentLabels map[string]string `yaml:"agent_labels"`
 
 	// Where the target is: stored with every result (target_region,
-	// target_site); TargetLabels are served in the assignments only.
+	// target_site). TargetLabels are descriptive (config and docs only);
+	// probe_results has no column for them.
 	TargetRegion string            `yaml:"target_region"`
 	TargetSite   string            `yaml:"target_site"`
 	TargetLabels map[string]string `yaml:"target_labels"`

@@ -346,12 +346,13 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	a.Labels, a.Version, a.Registered = reg.Labels, reg.Version, true
 	resp := api.Assignments{Agent: name, Checks: s.assignLocked(a), RefreshNs: int64(s.cfg.RefreshInterval)}
+	region, site := a.Region, a.Site
 	err := s.saveLocked()
 	s.mu.Unlock()
 	if err != nil {
 		s.log.Error("save agent state", "err", err)
 	}
-	s.log.Info("agent registered", "agent", name, "region", a.Region, "site", a.Site, "checks", len(resp.Checks))
+	s.log.Info("agent registered", "agent", name, "region", region, "site", site, "checks", len(resp.Checks))
 	httpx.JSON(w, http.StatusOK, resp)
 }
 
