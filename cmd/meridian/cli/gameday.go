@@ -116,6 +116,20 @@ func simPrepare(ctx context.Context, cfgPath string, dryRun bool, stdout io.Writ
 			m["firewall"] = fw
 		}
 	}
+	if hasSection("flows") {
+		if l, err := net.ListenPacket("udp", "127.0.0.1:0"); err == nil {
+			addr := l.LocalAddr().String()
+			l.Close()
+			fl, _ := m["flows"].(map[string]any)
+			if fl == nil {
+				fl = map[string]any{}
+			}
+			if s, _ := fl["netflow_listen"].(string); s == "" {
+				fl["netflow_listen"] = addr
+			}
+			m["flows"] = fl
+		}
+	}
 	var skipped []string
 	for k, v := range sections {
 		if !hasSection(k) {
@@ -195,10 +209,11 @@ func simAttach(ctx context.Context, a *app.App, stdout io.Writer) (*gameday.Runn
 	}
 	tctx, cancel := context.WithCancel(context.Background())
 	stops = append(stops, cancel)
-	if hasSection("firewall") {
-		if addr := syslogAddr(a); addr != "" {
-			go n.SendSyslog(tctx, addr)
-		}
+	if addr := cfgString(a, "Firewall", "Syslog", "UDP"); addr != "" {
+		go n.SendSyslog(tctx, addr)
+	}
+	if addr := cfgString(a, "Flows", "NetFlowListen"); addr != "" {
+		go n.SendFlows(tctx, addr)
 	}
 	runner := gameday.NewRunner(n, a.Alerting, ex, a.Store.Conn, n.DryRun(), a.Log)
 	var b strings.Builder
@@ -215,22 +230,22 @@ func simAttach(ctx context.Context, a *app.App, stdout io.Writer) (*gameday.Runn
 	return runner, stop, nil
 }
 
-// syslogAddr reads the firewall collector's UDP address from the
-// configuration (by reflection: the section is optional).
-func syslogAddr(a *app.App) string {
-	v := reflect.ValueOf(a.Cfg).FieldByName("Firewall")
-	if !v.IsValid() {
+// cfgString reads a string of the server configuration by field path (by
+// reflection: the sections are optional).
+func cfgString(a *app.App, path ...string) string {
+	v := reflect.ValueOf(a.Cfg)
+	for _, f := range path {
+		if v.Kind() != reflect.Struct {
+			return ""
+		}
+		if v = v.FieldByName(f); !v.IsValid() {
+			return ""
+		}
+	}
+	if v.Kind() != reflect.String {
 		return ""
 	}
-	s := v.FieldByName("Syslog")
-	if !s.IsValid() {
-		return ""
-	}
-	u := s.FieldByName("UDP")
-	if !u.IsValid() || u.Kind() != reflect.String {
-		return ""
-	}
-	return u.String()
+	return v.String()
 }
 
 func gamedayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
