@@ -112,6 +112,9 @@ type Engine struct {
 	recLoaded   bool
 	recErrs     map[string]error // per SLO, the last recording error
 	settled     map[recKey]time.Time
+	mem         map[recKey]*memSLO
+	memDirty    map[recKey]bool
+	memPruned   time.Time
 	lastHistory time.Time
 
 	cycleMu sync.Mutex
@@ -347,7 +350,7 @@ func (e *Engine) Cycle(ctx context.Context) error {
 	}
 	e.metrics.recordSeconds.Observe(time.Since(start).Seconds())
 	start = time.Now()
-	statuses, err := e.evaluate(ctx, conn, specs, now)
+	statuses, err := e.evaluateMem(ctx, conn, specs, now)
 	if err != nil {
 		e.metrics.errors.WithLabelValues("evaluate").Inc()
 		e.markStale(now, err)

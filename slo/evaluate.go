@@ -174,6 +174,22 @@ func (e *Engine) evaluate(ctx context.Context, conn driver.Conn, specs []*Spec, 
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("evaluate: %w", err)
 	}
+	// An SLO without any event in any window is listed once, group "",
+	// with no data (rather than not at all).
+	seen := map[string]bool{}
+	for _, st := range out {
+		seen[st.SLO] = true
+	}
+	for _, s := range specs {
+		if !seen[s.Name] {
+			w := wins[s.Name]
+			counts := map[string]Counts{}
+			for _, n := range w.names {
+				counts[n] = Counts{}
+			}
+			out = append(out, e.compute(s, "", now, end, counts, w.starts))
+		}
+	}
 	return out, nil
 }
 

@@ -101,6 +101,9 @@ func (e *Engine) record(ctx context.Context, conn driver.Conn, specs []*Spec, no
 			from = st.coveredFrom
 		}
 		from = floorMinute(from)
+		if from.Before(target.Add(-e.cfg.LateWindow - time.Minute)) {
+			e.markDirty(k) // catching up: more than the late window changes
+		}
 		var err error
 		// A long outage of the engine: catch up in chunks.
 		for from.Before(target) && err == nil {
@@ -150,6 +153,7 @@ func (e *Engine) record(ctx context.Context, conn driver.Conn, specs []*Spec, no
 				continue
 			}
 			t.st.coveredFrom = from
+			e.markDirty(recKey{t.s.Name, t.s.Hash()})
 			if err := e.saveState(ctx, conn, t.s, t.st); err != nil {
 				e.setRecErr(t.s.Name, err)
 				continue

@@ -2,9 +2,11 @@ package slo
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +76,11 @@ slos:
     window: 1d
     sli:
       expr: {table: flows, good: "tcp_flags != 4", total: "proto = 6"}
+  - name: empty
+    objective: 0.99
+    window: 1d
+    sli:
+      probe: {checks: [nothing-matches]}
   - name: fw-slices
     objective: 0.5
     window: 1d
@@ -135,6 +142,20 @@ slos:
 		}
 	}
 	check("tcp-no-rst", "eu", g, tot)
+	// No data: listed, flagged, figures absent (null), never NaN or 100%.
+	st, ok := e.Status("empty", "")
+	if !ok || st.HasData || st.SLI != nil || st.ErrorBudgetRemaining != nil || st.BurnRates["window"] != nil || st.Forecast.TimeToExhaustionSeconds != nil {
+		t.Errorf("no-data status: %+v", st)
+	}
+	b, err := json.Marshal(st)
+	if err != nil || !strings.Contains(string(b), `"sli":null`) || strings.Contains(string(b), "NaN") {
+		t.Errorf("no-data JSON: %s %v", b, err)
+	}
+	for _, c := range st.Conditions {
+		if c.State != CondNoData || c.Firing {
+			t.Errorf("no-data condition %+v", c)
+		}
+	}
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
