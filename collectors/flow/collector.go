@@ -259,6 +259,20 @@ func (c *Collector) read(conn *net.UDPConn, name string, decode func([]byte, net
 		if d, ok := socketDrops(conn); ok {
 			seen(d)
 		}
+		// What is still queued when the drain time is over would vanish
+		// with the socket: take it out and count it.
+		var discarded int
+		for end := time.Now().Add(time.Second); time.Now().Before(end); {
+			_ = conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			if _, _, _, _, err := conn.ReadMsgUDPAddrPort(buf, oob); err != nil {
+				break
+			}
+			discarded++
+		}
+		if discarded > 0 {
+			c.m.discarded.WithLabelValues(name, "shutdown").Add(float64(discarded))
+			c.log.Warn("datagrams left in the socket at stop were discarded", "listener", name, "datagrams", discarded)
+		}
 		conn.Close()
 	}()
 	deadline := time.Now().Add(c.cfg.FlushInterval)

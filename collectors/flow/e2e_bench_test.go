@@ -41,6 +41,16 @@ func BenchmarkEndToEnd(b *testing.B) {
 		cfg.RcvBuf = 64 << 20
 		cfg.Networks = testNetworks().Networks
 		s := newStack(b, cfg)
+		if os.Getenv("MERIDIAN_BENCH_NO_ROLLUPS") != "" {
+			// Measure the cost of the rollups' materialized views.
+			for _, g := range []string{"1m", "1h"} {
+				for _, r := range []string{"region", "exporter", "port"} {
+					if err := s.st.Conn().Exec(context.Background(), "DROP TABLE IF EXISTS flows_"+g+"_"+r+"_mv"); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
 		addr := s.c.NetFlowAddr().String()
 		if kind == flowgen.SFlow5 {
 			addr = s.c.SFlowAddr().String()
@@ -71,17 +81,21 @@ func BenchmarkEndToEnd(b *testing.B) {
 				if c := m.GetCounter(); c != nil && c.GetValue() > 0 && (strings.Contains(mf.GetName(), "pipeline_rows") || strings.Contains(mf.GetName(), "flow_")) {
 					b.Logf("%s %v %v", mf.GetName(), m.GetLabel(), c.GetValue())
 				}
+				if h := m.GetHistogram(); h != nil && h.GetSampleCount() > 0 && strings.Contains(mf.GetName(), "pipeline") {
+					b.Logf("%s %v: %d observations, mean %.3f", mf.GetName(), m.GetLabel(), h.GetSampleCount(), h.GetSampleSum()/float64(h.GetSampleCount()))
+				}
 			}
 		}
 		b.Logf("datagrams sent %d, decoded %v before stop; /proc/net/udp drops %d", datagrams, got, procDrops)
 		n, _, _ := s.totals(b, "1")
-		drops := testutil.ToFloat64(s.m.socketDrops.WithLabelValues("netflow")) + testutil.ToFloat64(s.m.socketDrops.WithLabelValues("sflow"))
+		drops := testutil.ToFloat64(s.m.socketDrops.WithLabelValues("netflow")) + testutil.ToFloat64(s.m.socketDrops.WithLabelValues("sflow")) +
+			testutil.ToFloat64(s.m.discarded.WithLabelValues("netflow", "shutdown")) + testutil.ToFloat64(s.m.discarded.WithLabelValues("sflow", "shutdown"))
 		lost := float64(tot.Flows-n) / float64(tot.Flows) * 100
 		b.ReportMetric(float64(tot.Flows)/sendDur.Seconds(), "offered_flows/s")
 		b.ReportMetric(float64(n)/total.Seconds(), "stored_flows/s")
 		b.ReportMetric(lost, "lost_%")
-		b.ReportMetric(drops, "socket_drops")
-		b.Logf("%s: sent %d flows in %d datagrams in %.2fs; stored %d in ClickHouse %.2fs after the first datagram; lost %.4f%%; kernel socket drops %v datagrams",
+		b.ReportMetric(drops, "socket_lost_datagrams")
+		b.Logf("%s: sent %d flows in %d datagrams in %.2fs; stored %d in ClickHouse %.2fs after the first datagram; lost %.4f%%; datagrams lost at the socket (kernel drops + discarded at stop) %v",
 			kind, tot.Flows, datagrams, sendDur.Seconds(), n, total.Seconds(), lost, drops)
 	}
 }
@@ -109,4 +123,43 @@ func procUDPDrops(tb testing.TB, port uint16) uint64 {
 		}
 	}
 	return n
+}
+
+// BenchmarkCollectorUDP measures the collector alone: the load generator
+// sends MERIDIAN_BENCH_FLOWS flows (default 2,000,000) of IPFIX over
+// loopback as fast as it can (or at MERIDIAN_BENCH_RATE) to the collector,
+// whose sink only counts. It reports the flows/s received and the loss at
+// the socket. Generator, kernel and collector share the machine's cores.
+func BenchmarkCollectorUDP(b *testing.B) {
+	flows := envInt("MERIDIAN_BENCH_FLOWS", 2_000_000)
+	rate := envInt("MERIDIAN_BENCH_RATE", 0)
+	if os.Getenv("MERIDIAN_BENCH_RATE") == "" {
+		rate = 0
+	}
+	for b.Loop() {
+		sink := &countSink{types: map[string]uint64{}}
+		cfg := DefaultConfig()
+		cfg.NetFlowListen, cfg.SFlowListen = "127.0.0.1:0", ""
+		cfg.Readers = envInt("MERIDIAN_BENCH_READERS", 2)
+		cfg.RcvBuf = 64 << 20
+		cfg.Networks = testNetworks().Networks
+		c, err := New(cfg, Deps{Sink: sink})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		tot, datagrams, err := flowgen.Send(context.Background(), flowgen.SendConfig{Kind: flowgen.IPFIX, Addr: c.NetFlowAddr().String(), Rate: rate, Flows: uint64(flows)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = c.Stop(context.Background())
+		el := time.Since(start)
+		lost := testutil.ToFloat64(c.m.socketDrops.WithLabelValues("netflow")) + testutil.ToFloat64(c.m.discarded.WithLabelValues("netflow", "shutdown"))
+		b.ReportMetric(float64(sink.flows)/el.Seconds(), "received_flows/s")
+		b.ReportMetric(lost/float64(datagrams)*100, "socket_loss_%")
+		b.Logf("sent %d flows in %d datagrams; sink got %d in %.2fs; %v datagrams lost at the socket", tot.Flows, datagrams, sink.flows, el.Seconds(), lost)
+	}
 }

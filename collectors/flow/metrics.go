@@ -24,6 +24,7 @@ type metrics struct {
 	socketDrops *prometheus.CounterVec // listener
 	dropped     *prometheus.CounterVec // reason (flows decoded but not handed over)
 	rcvbuf      *prometheus.GaugeVec   // listener
+	discarded   *prometheus.CounterVec // listener, reason
 }
 
 func newMetrics() *metrics {
@@ -43,6 +44,9 @@ func newMetrics() *metrics {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_flow_flows_dropped_total", Help: "Decoded flows not handed to the pipeline, by reason.",
 		}, []string{"reason"}),
+		discarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_flow_datagrams_discarded_total", Help: "Datagrams read but not decoded, by listener and reason (shutdown: still queued when the drain time at stop was over).",
+		}, []string{"listener", "reason"}),
 		rcvbuf: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "meridian_flow_socket_rcvbuf_bytes", Help: "Receive buffer size the kernel granted to each socket of a listener.",
 		}, []string{"listener"}),
@@ -50,7 +54,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.datagrams, m.flows, m.errors, m.socketDrops, m.dropped, m.rcvbuf} {
+	for _, c := range []prometheus.Collector{m.datagrams, m.flows, m.errors, m.socketDrops, m.dropped, m.rcvbuf, m.discarded} {
 		if err := r.Register(c); err != nil {
 			return fmt.Errorf("flow: register metrics: %w", err)
 		}
