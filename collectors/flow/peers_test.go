@@ -243,6 +243,11 @@ func nfcapd(t *testing.T) (addr string, stop func() (flows, packets, bytes uint6
 
 func softflowd(t *testing.T, pcap, dst, version string) {
 	t.Helper()
+	softflowdArgs(t, pcap, dst, version)
+}
+
+func softflowdArgs(t *testing.T, pcap, dst, version string, extra ...string) {
+	t.Helper()
 	dir := t.TempDir()
 	// "-c none": no control socket. With one, softflowd 1.1.0 in -r mode
 	// reads an uninitialised poll entry and, depending on stack garbage
@@ -251,6 +256,7 @@ func softflowd(t *testing.T, pcap, dst, version string) {
 	if version != "5" {
 		args = append(args, "-6")
 	}
+	args = append(args, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "softflowd", args...)
@@ -267,10 +273,14 @@ func softflowd(t *testing.T, pcap, dst, version string) {
 // nfdump's totals exactly, and the rollups hold the same totals.
 func TestSoftflowdAgainstNfdump(t *testing.T) {
 	need(t, "softflowd", "nfcapd", "nfdump")
-	for _, tc := range []struct{ version, flowType string }{
-		{"5", typeNetFlow5}, {"9", typeNetFlow9}, {"10", typeIPFIX},
+	for _, tc := range []struct {
+		version, flowType string
+		rate              uint64 // softflowd -s: 1 in rate packets, announced in the v5 header or options data
+	}{
+		{"5", typeNetFlow5, 1}, {"9", typeNetFlow9, 1}, {"10", typeIPFIX, 1},
+		{"5", typeNetFlow5, 10}, {"9", typeNetFlow9, 10}, {"10", typeIPFIX, 10},
 	} {
-		t.Run("v"+tc.version, func(t *testing.T) {
+		t.Run("v"+tc.version+"/rate"+strconv.FormatUint(tc.rate, 10), func(t *testing.T) {
 			pcap := filepath.Join(t.TempDir(), "traffic.pcap")
 			pkts, ipBytes := pcapTraffic(t, pcap, 600, tc.version != "5", time.Now().Add(-time.Minute))
 			cfg := DefaultConfig()
@@ -279,7 +289,11 @@ func TestSoftflowdAgainstNfdump(t *testing.T) {
 			s := newStack(t, cfg)
 			refAddr, refStop := nfcapd(t)
 			teeAddr, sent := tee(t, s.c.NetFlowAddr().String(), refAddr)
-			softflowd(t, pcap, teeAddr, tc.version)
+			if tc.rate > 1 {
+				softflowdArgs(t, pcap, teeAddr, tc.version, "-s", strconv.FormatUint(tc.rate, 10))
+			} else {
+				softflowd(t, pcap, teeAddr, tc.version)
+			}
 			waitForAll(t, s, sent)
 			s.stop(t)
 			rf, rp, rb := refStop()
@@ -296,10 +310,25 @@ func TestSoftflowdAgainstNfdump(t *testing.T) {
 					}
 				}
 			}
-			if rf == 0 || n != rf || p != rp || b != rb {
-				t.Fatalf("ClickHouse (%d flows, %d packets, %d bytes) != nfdump (%d, %d, %d)", n, p, b, rf, rp, rb)
+			// nfdump 1.7 applies the sampling interval of the NetFlow v5
+			// header itself but stores the v9/IPFIX counters as exported
+			// (it ignores their sampling options): ClickHouse must hold
+			// those multiplied by the announced rate.
+			scale := tc.rate
+			if tc.version == "5" {
+				scale = 1
 			}
-			if tc.version != "5" && (p != pkts || b != ipBytes) {
+			if rf == 0 || n != rf || p != rp*scale || b != rb*scale {
+				t.Fatalf("ClickHouse (%d flows, %d packets, %d bytes) != nfdump (%d, %d, %d) × %d", n, p, b, rf, rp, rb, scale)
+			}
+			var rmin, rmax uint64
+			if err := s.st.Conn().QueryRow(context.Background(), "SELECT min(sampling_rate), max(sampling_rate) FROM flows").Scan(&rmin, &rmax); err != nil {
+				t.Fatal(err)
+			}
+			if rmin != tc.rate || rmax != tc.rate {
+				t.Errorf("sampling_rate column from %d to %d, want %d", rmin, rmax, tc.rate)
+			}
+			if tc.version != "5" && tc.rate == 1 && (p != pkts || b != ipBytes) {
 				t.Errorf("totals differ from the pcap (%d packets, %d bytes)", pkts, ipBytes)
 			}
 			var v6 uint64
