@@ -21,7 +21,8 @@ import (
 )
 
 // BenchmarkScale probes N loopback targets (127.10.y.z) at one packet per
-// second each through one engine, as the agent does, then runs fping on the
+// second each through one engine, scheduled as the agent does (100 start
+// slots a second, one ProbeMany per slot), then runs fping on the
 // same targets at the same rate as the reference. One benchmark iteration is
 // one second of probing; run with -benchtime=10x for ten seconds:
 //
@@ -44,35 +45,43 @@ func targets(n int) []string {
 	return out
 }
 
-// run probes every target at 1 pps for rounds seconds with spread start
-// offsets and returns every RTT in ms and the number lost.
+// run probes every target at 1 pps for rounds seconds, as the agent does:
+// targets spread over the second on a 10 ms grid (100 slots), each slot one
+// goroutine calling ProbeMany for its targets once a second. It returns
+// every RTT in ms and the number of packets lost.
 func run(e *Engine, tg []string, rounds int) (rtts []float64, lost int) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	start := time.Now().Add(50 * time.Millisecond)
+	slots := make([][]probes.Check, 100)
 	for i, t := range tg {
+		s := i * 100 / len(tg)
+		slots[s] = append(slots[s], probes.Check{Type: probes.TypeICMP, Target: t, Count: 1, Timeout: 900 * time.Millisecond})
+	}
+	for s, cs := range slots {
+		if len(cs) == 0 {
+			continue
+		}
 		wg.Add(1)
-		go func(i int, t string) {
+		go func(offset time.Duration, cs []probes.Check) {
 			defer wg.Done()
-			// Spread over the second on a 10 ms grid, as the agent's
-			// scheduler does (sched.Slot): 100 wakeups a second, not N.
-			offset := time.Duration(i*100/len(tg)) * 10 * time.Millisecond
-			local := make([]float64, 0, rounds)
+			local := make([]float64, 0, rounds*len(cs))
 			l := 0
 			for k := 0; k < rounds; k++ {
 				time.Sleep(time.Until(start.Add(offset + time.Duration(k)*time.Second)))
-				r := e.Probe(context.Background(), probes.Check{Type: probes.TypeICMP, Target: t, Count: 1, Timeout: 900 * time.Millisecond})
-				if r.Received == 1 {
-					local = append(local, r.RTTAvgMs)
-				} else {
-					l++
+				for _, r := range e.ProbeMany(context.Background(), cs) {
+					if r.Received == 1 {
+						local = append(local, r.RTTAvgMs)
+					} else {
+						l++
+					}
 				}
 			}
 			mu.Lock()
 			rtts = append(rtts, local...)
 			lost += l
 			mu.Unlock()
-		}(i, t)
+		}(time.Duration(s)*10*time.Millisecond, cs)
 	}
 	wg.Wait()
 	return rtts, lost
