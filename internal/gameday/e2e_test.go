@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -16,23 +15,27 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meridian-obs/meridian/internal/app"
+	"github.com/meridian-obs/meridian/internal/config"
 	"github.com/meridian-obs/meridian/internal/gameday/timeline"
 	"github.com/meridian-obs/meridian/internal/testutil/chtest"
 	"github.com/meridian-obs/meridian/pipeline"
 	"github.com/meridian-obs/meridian/pipeline/record"
 	"github.com/meridian-obs/meridian/pipeline/store"
+	"github.com/meridian-obs/meridian/probes/server"
+	"github.com/meridian-obs/meridian/web"
 )
 
 func TestMain(m *testing.M) { chtest.Main(m) }
 
 type harness struct {
 	net    *Network
-	store  *store.Store
-	pipe   *pipeline.Pipeline
-	stack  *Stack
+	app    *app.App
 	runner *Runner
-	http   *httptest.Server
+	url    string
 }
+
+const apiToken = "gameday-test-token"
 
 func testLog(t *testing.T) *slog.Logger {
 	if testing.Verbose() && os.Getenv("GAMEDAY_LOG") != "" {
@@ -64,19 +67,45 @@ func seedHistory(t *testing.T, ctx context.Context, sink record.Sink[record.Prob
 			}
 		}
 		if len(rows) >= 20000 {
-			if err := sink.Write(ctx, rows); err != nil {
-				t.Fatal(err)
-			}
+			must(t, sink.Write(ctx, rows))
 			written += len(rows)
 			rows = rows[:0]
 		}
 	}
-	if err := sink.Write(ctx, rows); err != nil {
-		t.Fatal(err)
-	}
+	must(t, sink.Write(ctx, rows))
 	return written + len(rows)
 }
 
+// seed writes the history through a pipeline of its own and waits until
+// ClickHouse holds it: the SLO engine back-fills what ClickHouse holds when
+// it starts (rows older than its late window that arrive later are not
+// counted).
+func seed(t *testing.T, chCfg store.Config, n *Network, dir string) {
+	t.Helper()
+	ctx := context.Background()
+	log := testLog(t)
+	reg := prometheus.NewRegistry()
+	st, err := store.New(chCfg, store.Deps{Log: log, Registry: reg, StateDir: dir})
+	must(t, err)
+	must(t, st.Start(ctx))
+	defer func() { _ = st.Stop(ctx) }()
+	pc := pipeline.DefaultConfig()
+	pc.SpoolDir = "seed-spool"
+	pipe, err := pipeline.New(pc, pipeline.Deps{Log: log, Registry: reg, Store: st, StateDir: dir})
+	must(t, err)
+	must(t, pipe.Start(ctx))
+	seeded := seedHistory(t, ctx, pipe.ProbeResults(), n, time.Now(), 72*time.Hour)
+	must(t, pipe.Stop(ctx))
+	var got uint64
+	must(t, st.Conn().QueryRow(ctx, "SELECT count() FROM probe_results").Scan(&got))
+	if got != uint64(seeded) {
+		t.Fatalf("seeded %d rows, ClickHouse holds %d", seeded, got)
+	}
+}
+
+// startHarness runs the simulated network and the real Meridian server
+// (internal/app) configured with the network's sections, as `meridian
+// gameday` does.
 func startHarness(t *testing.T, dryRun bool) *harness {
 	t.Helper()
 	for _, b := range []string{"named", "tsig-keygen", "gobgpd", "gobgp"} {
@@ -96,52 +125,49 @@ func startHarness(t *testing.T, dryRun bool) *harness {
 	}
 	t.Cleanup(n.Stop)
 	h := &harness{net: n}
-	reg := prometheus.NewRegistry()
-	h.store, err = store.New(chtest.Config(t), store.Deps{Log: log, Registry: reg, StateDir: dir})
-	must(t, err)
-	must(t, h.store.Start(ctx))
-	t.Cleanup(func() { _ = h.store.Stop(context.Background()) })
-	pc := pipeline.DefaultConfig()
-	pc.SpoolDir = "spool"
-	h.pipe, err = pipeline.New(pc, pipeline.Deps{Log: log, Registry: reg, Store: h.store, StateDir: dir})
-	must(t, err)
-	must(t, h.pipe.Start(ctx))
-	t.Cleanup(func() { _ = h.pipe.Stop(context.Background()) })
-
+	chCfg := chtest.Config(t)
 	// Three days of healthy history, so that the 1h…3d windows are full.
-	// The SLO engine back-fills what ClickHouse holds when it starts (later
-	// rows older than its late window are not counted), so wait for them.
-	seeded := seedHistory(t, ctx, h.pipe.ProbeResults(), n, time.Now(), 72*time.Hour)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var got uint64
-		if err := h.store.Conn().QueryRow(ctx, "SELECT count() FROM probe_results").Scan(&got); err == nil && got >= uint64(seeded) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the %d seeded rows did not reach ClickHouse", seeded)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	seed(t, chCfg, n, dir)
 
-	h.stack, err = NewStack(n, StackDeps{Log: log, Registry: reg, Store: h.store, Sink: h.pipe.ProbeResults(), StateDir: dir,
-		SLOInterval: 5 * time.Second})
+	cfg := app.DefaultConfig()
+	cfg.StateDir = dir
+	cfg.ClickHouse = chCfg
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.HTTP.Tokens = []web.TokenConfig{{Name: "test", Role: web.RoleViewer, SHA256: server.HashToken(apiToken)}}
+	cfg.Probes = n.ProbesConfig()
+	cfg.SLO = n.SLOConfig(5 * time.Second)
+	cfg.Alerting = n.AlertingConfig()
+	cfg.Runbooks = n.RunbooksConfig()
+	cfg.Flows.NetFlowListen, cfg.Flows.SFlowListen = "", ""
+	r := config.NewReporter()
+	cfg.Validate(r)
+	must(t, r.Err())
+	h.app, err = app.New(cfg, log)
 	must(t, err)
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/agent/", h.stack.Probes.AgentHandler())
-	mux.Handle("/api/v1/gamedays", timeline.Handler(h.store.Conn))
-	mux.Handle("/api/v1/gamedays/", timeline.Handler(h.store.Conn))
-	h.http = httptest.NewServer(mux)
-	t.Cleanup(h.http.Close)
-	must(t, h.stack.Start(ctx))
+	must(t, h.app.Start(ctx))
 	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		_ = h.stack.Stop(sctx)
+		_ = h.app.Stop(sctx)
 	})
-	must(t, n.StartAgents(ctx, h.http.URL))
-	h.runner = NewRunner(n, h.stack.Alerts, h.stack.Runbooks, h.store.Conn, h.stack.RBConfig.DryRun, log)
+	h.url = h.app.Web.URL()
+	must(t, n.StartAgents(ctx, h.url))
+	h.runner = NewRunner(n, h.app.Alerting, h.app.Runbooks, h.app.Store.Conn, cfg.Runbooks.DryRun, log)
 	return h
+}
+
+func (h *harness) get(t *testing.T, path string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, h.url+path, nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: HTTP %d %s", path, resp.StatusCode, b)
+	}
+	must(t, json.NewDecoder(resp.Body).Decode(v))
 }
 
 func must(t *testing.T, err error) {
@@ -161,8 +187,8 @@ func (h *harness) waitHealthy(t *testing.T) {
 		time.Sleep(time.Second)
 		ok := true
 		for _, r := range h.net.Regions {
-			burning, known, _ := SLOStatus{h.stack.SLO}.GroupStatus(context.Background(), SLOName, r.Name)
-			st, _ := h.stack.SLO.Status(SLOName, r.Name)
+			burning, known, _ := SLOStatus{h.app.SLO}.GroupStatus(context.Background(), SLOName, r.Name)
+			st, _ := h.app.SLO.Status(SLOName, r.Name)
 			if !known || burning || st.Backfilling {
 				ok, why = false, r.Name+": no data, burning or back-filling"
 			}
@@ -266,7 +292,7 @@ func TestGameDayEndToEnd(t *testing.T) {
 	if !obs.dnsAt.IsZero() || !obs.bgpAt.IsZero() || len(obs.otherChanges) > 0 {
 		t.Errorf("a blip changed the network: dns %q bgp %q others %v", obs.dnsVal, obs.bgpVal, obs.otherChanges)
 	}
-	if runs := h.stack.Runbooks.Runs(); len(runs) != 0 {
+	if runs := h.app.Runbooks.Runs(); len(runs) != 0 {
 		t.Errorf("a blip started %d runbook run(s): %+v", len(runs), runs)
 	}
 	if a, d := h.net.Region("ap").Counts(); d == 0 || a == 0 {
@@ -322,26 +348,20 @@ func TestGameDayEndToEnd(t *testing.T) {
 		t.Error("no progress events")
 	}
 
-	// 3. The timeline is stored in ClickHouse and served by the API.
-	resp, err := http.Get(h.http.URL + "/api/v1/gamedays")
-	must(t, err)
+	// 3. The timeline is stored in ClickHouse and served by the server's API.
 	var list struct {
 		Gamedays []Result           `json:"gamedays"`
 		Summary  []timeline.Summary `json:"summary"`
 	}
-	must(t, json.NewDecoder(resp.Body).Decode(&list))
-	resp.Body.Close()
+	h.get(t, "/api/v1/gamedays", &list)
 	if len(list.Gamedays) != 2 || list.Gamedays[0].ID != out.ID || list.Gamedays[1].ID != blip.ID {
 		t.Fatalf("GET /api/v1/gamedays = %+v; want the outage then the blip", list.Gamedays)
 	}
 	if g := list.Gamedays[0]; g.Detect == nil || *g.Detect != *out.Detect || g.Outcome != OutcomeRecovered {
 		t.Errorf("stored outage drill = %+v", g)
 	}
-	resp, err = http.Get(h.http.URL + "/api/v1/gamedays/" + out.ID)
-	must(t, err)
 	var one Result
-	must(t, json.NewDecoder(resp.Body).Decode(&one))
-	resp.Body.Close()
+	h.get(t, "/api/v1/gamedays/"+out.ID, &one)
 	if len(one.Events) != len(out.Events) {
 		t.Errorf("stored timeline has %d events, the drill %d", len(one.Events), len(out.Events))
 	}

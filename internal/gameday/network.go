@@ -229,8 +229,8 @@ func (n *Network) ProbesConfig() server.Config {
 	}
 	for _, r := range n.Regions {
 		c.Checks = append(c.Checks,
-			server.CheckConfig{Name: "udp-edge-" + r.Name, Type: "udp", Target: r.UDPAddr(), Count: 5, Spacing: 200 * time.Millisecond,
-				Timeout: time.Second, Interval: n.opts.ProbeInterval, TargetRegion: r.Name, TargetSite: r.Name + "-1"},
+			server.CheckConfig{Name: "udp-edge-" + r.Name, Type: "udp", Target: r.UDPAddr(), Count: 5, Spacing: 100 * time.Millisecond,
+				Timeout: 700 * time.Millisecond, Interval: n.opts.ProbeInterval, TargetRegion: r.Name, TargetSite: r.Name + "-1"},
 			server.CheckConfig{Name: "http-edge-" + r.Name, Type: "http", Target: r.HTTPURL(), Timeout: 2 * time.Second,
 				Interval: 10 * time.Second, TargetRegion: r.Name, TargetSite: r.Name + "-1"},
 		)
@@ -290,7 +290,7 @@ func (n *Network) StartAgents(ctx context.Context, serverURL string) error {
 		c.Token = config.Secret{File: n.tokenFiles[c.Name]}
 		c.SpoolDir = filepath.Join(n.opts.Dir, "spool", c.Name)
 		c.MetricsListen = ""
-		c.FlushInterval = time.Second
+		c.FlushInterval = 500 * time.Millisecond
 		c.RetryMin, c.RetryMax = 200*time.Millisecond, 2*time.Second
 		rep := config.NewReporter()
 		c.Validate(rep)

@@ -18,11 +18,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/meridian-obs/meridian/alerting"
 	"github.com/meridian-obs/meridian/internal/app"
 	"github.com/meridian-obs/meridian/internal/gameday"
 	"github.com/meridian-obs/meridian/internal/gameday/timeline"
-	"github.com/meridian-obs/meridian/runbooks"
 )
 
 func init() {
@@ -52,16 +50,6 @@ func hasSection(key string) bool {
 		}
 	}
 	return false
-}
-
-// appRunbooks returns the server's runbook executor when it has one.
-func appRunbooks(a *app.App) *runbooks.Executor {
-	v := reflect.ValueOf(a).Elem().FieldByName("Runbooks")
-	if !v.IsValid() || !v.CanInterface() {
-		return nil
-	}
-	ex, _ := v.Interface().(*runbooks.Executor)
-	return ex
 }
 
 func toNode(v any) (any, error) {
@@ -185,25 +173,7 @@ func simAttach(ctx context.Context, a *app.App, stdout io.Writer) (*gameday.Runn
 			stops[i]()
 		}
 	}
-	ex := appRunbooks(a)
-	if ex == nil {
-		// The server has no runbooks component yet: run the simulation's
-		// executor on the server's alerts.
-		var err error
-		ex, err = runbooks.New(n.RunbooksConfig(), runbooks.Deps{Log: a.Log, ClickHouse: a.Store.Conn, Status: gameday.SLOStatus{Engine: a.SLO}})
-		if err != nil {
-			return nil, stop, err
-		}
-		if err := ex.Start(ctx); err != nil {
-			return nil, stop, err
-		}
-		stops = append(stops, func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = ex.Stop(sctx)
-		})
-		a.Alerting.Subscribe(func(al alerting.Alert) { ex.HandleAlert(gameday.RunbookAlert(al)) })
-	}
+	ex := a.Runbooks
 	if err := n.StartAgents(ctx, a.Web.URL()); err != nil {
 		return nil, stop, err
 	}
