@@ -130,6 +130,44 @@ func rangeTable(q query) string {
 	return "probe_rollup_5m"
 }
 
+// bandLevels are the quantiles of the smoke band.
+var bandLevels = []float64{0.05, 0.25, 0.5, 0.75, 0.95}
+
+// histQuantiles reads quantiles from a probe RTT histogram (see
+// store.ProbeHistBins): the bin holding the rank, interpolated
+// geometrically inside it. NaN for every level when the histogram is empty.
+func histQuantiles(h []uint64, levels []float64) []float64 {
+	out := make([]float64, len(levels))
+	var total uint64
+	for _, c := range h {
+		total += c
+	}
+	if total == 0 {
+		for i := range out {
+			out[i] = math.NaN()
+		}
+		return out
+	}
+	for i, q := range levels {
+		rank := q * float64(total)
+		var cum float64
+		for b, c := range h {
+			if c == 0 {
+				continue
+			}
+			if cum+float64(c) >= rank || b == len(h)-1 {
+				frac := (rank - cum) / float64(c)
+				frac = math.Max(0, math.Min(1, frac))
+				lo := store.ProbeHistBase * math.Pow(store.ProbeHistRatio, float64(b))
+				out[i] = lo * math.Pow(store.ProbeHistRatio, frac)
+				break
+			}
+			cum += float64(c)
+		}
+	}
+	return out
+}
+
 // num turns NaN and infinities (no data) into JSON null.
 func num(v float64) *float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -145,7 +183,8 @@ type ProbeSeries struct {
 	StepSeconds int64     `json:"step_seconds"`
 	Source      string    `json:"source"`
 	// Quantiles are the levels of the band columns p05 … p95: quantiles of
-	// the per-round median RTT (ms) over the answered rounds of the step.
+	// the per-round median RTT (ms) over the answered rounds of the step,
+	// read from a log-spaced histogram (within ±7 %).
 	Quantiles []float64  `json:"quantiles"`
 	T         []int64    `json:"t"`
 	Rounds    []uint64   `json:"rounds"`
@@ -172,7 +211,7 @@ func (s *Server) probeSeries(ctx context.Context, conn driver.Conn, r *http.Requ
 	w, args := probeWhere(q)
 	step := int64(q.Step / time.Second)
 	sql := `SELECT toUInt32(intDiv(toUInt32(t), ?) * ?) AS b, countMerge(n_rounds), sumMerge(n_sent), sumMerge(n_received),
-	quantilesTDigestIfMerge(` + store.ProbeQuantiles + `)(rtt_q), minIfMerge(rtt_min), maxIfMerge(rtt_max), avgIfMerge(jitter)
+	sumForEachMerge(rtt_hist), minIfMerge(rtt_min), maxIfMerge(rtt_max), avgIfMerge(jitter)
 FROM ` + table + ` WHERE t >= toDateTime(?) AND t < toDateTime(?)` + w + `
 GROUP BY b ORDER BY b`
 	all := append([]any{step, step, q.From.Unix(), q.To.Unix()}, args...)
@@ -182,7 +221,7 @@ GROUP BY b ORDER BY b`
 	}
 	defer rows.Close()
 	out := ProbeSeries{From: q.From, To: q.To, StepSeconds: step, Source: table,
-		Quantiles: []float64{0.05, 0.25, 0.5, 0.75, 0.95},
+		Quantiles: bandLevels,
 		T:         []int64{}, Rounds: []uint64{}, Sent: []uint64{}, Received: []uint64{}, Loss: []*float64{},
 		P05: []*float64{}, P25: []*float64{}, Median: []*float64{}, P75: []*float64{}, P95: []*float64{},
 		Min: []*float64{}, Max: []*float64{}, Jitter: []*float64{}}
@@ -190,12 +229,13 @@ GROUP BY b ORDER BY b`
 		var (
 			b                  uint32
 			rounds, sent, recv uint64
-			qs                 []float64
+			hist               []uint64
 			mn, mx, jit        float64
 		)
-		if err := rows.Scan(&b, &rounds, &sent, &recv, &qs, &mn, &mx, &jit); err != nil {
+		if err := rows.Scan(&b, &rounds, &sent, &recv, &hist, &mn, &mx, &jit); err != nil {
 			return nil, err
 		}
+		qs := histQuantiles(hist, bandLevels)
 		out.T = append(out.T, int64(b))
 		out.Rounds = append(out.Rounds, rounds)
 		out.Sent = append(out.Sent, sent)
@@ -247,7 +287,7 @@ func (s *Server) probeSummary(ctx context.Context, conn driver.Conn, r *http.Req
 	alignFrom(&q, table)
 	w, args := probeWhere(q)
 	sql := `SELECT src_region, target_region, target, countMerge(n_rounds), sumMerge(n_sent), sumMerge(n_received),
-	quantilesTDigestIfMerge(` + store.ProbeQuantiles + `)(rtt_q), avgIfMerge(jitter), maxMerge(last_seen)
+	sumForEachMerge(rtt_hist), avgIfMerge(jitter), maxMerge(last_seen)
 FROM ` + table + ` WHERE t >= toDateTime(?) AND t < toDateTime(?)` + w + `
 GROUP BY src_region, target_region, target ORDER BY target, src_region LIMIT ?`
 	all := append([]any{q.From.Unix(), q.To.Unix()}, args...)
@@ -262,12 +302,13 @@ GROUP BY src_region, target_region, target ORDER BY target, src_region LIMIT ?`
 		var (
 			p          ProbePath
 			sent, recv uint64
-			qs         []float64
+			hist       []uint64
 			jit        float64
 		)
-		if err := rows.Scan(&p.SrcRegion, &p.TargetRegion, &p.Target, &p.Rounds, &sent, &recv, &qs, &jit, &p.LastSeen); err != nil {
+		if err := rows.Scan(&p.SrcRegion, &p.TargetRegion, &p.Target, &p.Rounds, &sent, &recv, &hist, &jit, &p.LastSeen); err != nil {
 			return nil, err
 		}
+		qs := histQuantiles(hist, bandLevels)
 		if sent > 0 {
 			p.Loss = num(1 - float64(recv)/float64(sent))
 		}
@@ -298,7 +339,7 @@ func (s *Server) probeMatrix(ctx context.Context, conn driver.Conn, r *http.Requ
 	alignFrom(&q, table)
 	w, args := probeWhere(q)
 	sql := `SELECT src_region, target_region, sumMerge(n_sent), sumMerge(n_received),
-	quantilesTDigestIfMerge(` + store.ProbeQuantiles + `)(rtt_q)
+	sumForEachMerge(rtt_hist)
 FROM ` + table + ` WHERE t >= toDateTime(?) AND t < toDateTime(?)` + w + `
 GROUP BY src_region, target_region ORDER BY src_region, target_region LIMIT 10000`
 	rows, err := conn.Query(ctx, sql, append([]any{q.From.Unix(), q.To.Unix()}, args...)...)
@@ -311,11 +352,12 @@ GROUP BY src_region, target_region ORDER BY src_region, target_region LIMIT 1000
 		var (
 			c          ProbeCell
 			sent, recv uint64
-			qs         []float64
+			hist       []uint64
 		)
-		if err := rows.Scan(&c.SrcRegion, &c.TargetRegion, &sent, &recv, &qs); err != nil {
+		if err := rows.Scan(&c.SrcRegion, &c.TargetRegion, &sent, &recv, &hist); err != nil {
 			return nil, err
 		}
+		qs := histQuantiles(hist, bandLevels)
 		if sent > 0 {
 			c.Loss = num(1 - float64(recv)/float64(sent))
 		}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -200,7 +201,8 @@ func TestDataEndpoints(t *testing.T) {
 		}
 		for i := range ps.T {
 			m := ps.Median[i]
-			if m == nil || *m < 2 || *m > 8 || *ps.P05[i] > *m || *ps.P95[i] < *m {
+			// 2 to 8 ms, within the histogram's resolution (±7 %).
+			if m == nil || *m < 2*0.93 || *m > 8*1.07 || *ps.P05[i] > *m || *ps.P95[i] < *m {
 				t.Fatalf("point %d: median %v band %v..%v, want 2..8 ms inside the band", i, m, ps.P05[i], ps.P95[i])
 			}
 			if *ps.Loss[i] != 0 {
@@ -229,6 +231,12 @@ func TestDataEndpoints(t *testing.T) {
 		c.getJSON("/api/v1/probes/summary?range=6h&region=eu-west", &one)
 		if len(all.Paths) != 12 {
 			t.Fatalf("paths: %d, want 3 sources × 4 targets", len(all.Paths))
+		}
+		for _, p := range all.Paths {
+			want := baseRTT(p.SrcRegion, p.TargetRegion) + 3 // the median of +0…+6 ms
+			if p.Median == nil || math.Abs(*p.Median-want)/want > 0.08 || p.P95 == nil || *p.P95 < *p.Median {
+				t.Errorf("%s → %s: median %v p95 %v, want %.1f ms (±8 %%)", p.SrcRegion, p.Target, p.Median, p.P95, want)
+			}
 		}
 		if len(one.Paths) != 6 { // eu-west as source (4) or as target region (2 more)
 			t.Fatalf("paths with region eu-west: %d, want 6", len(one.Paths))

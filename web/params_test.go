@@ -1,9 +1,12 @@
 package web
 
 import (
+	"math"
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/meridian-obs/meridian/pipeline/store"
 )
 
 func TestParseQuery(t *testing.T) {
@@ -60,4 +63,24 @@ func FuzzParseQuery(f *testing.F) {
 			t.Fatalf("%q accepted with from %s to %s step %s", s, q.From, q.To, q.Step)
 		}
 	})
+}
+
+func TestHistQuantiles(t *testing.T) {
+	// 1,000 values spread uniformly from 10 to 100 ms, binned as the
+	// rollups' materialized views bin them.
+	h := make([]uint64, store.ProbeHistBins)
+	for i := 0; i < 1000; i++ {
+		v := 10 + 90*float64(i)/999
+		b := int(math.Floor(math.Log(v/store.ProbeHistBase) / math.Log(store.ProbeHistRatio)))
+		h[max(0, min(len(h)-1, b))]++
+	}
+	got := histQuantiles(h, []float64{0.05, 0.5, 0.95})
+	for i, want := range []float64{14.5, 55, 95.5} {
+		if math.Abs(got[i]-want)/want > 0.07 {
+			t.Errorf("quantile %d: %.2f, want %.2f ±7 %%", i, got[i], want)
+		}
+	}
+	if q := histQuantiles(make([]uint64, store.ProbeHistBins), []float64{0.5}); !math.IsNaN(q[0]) {
+		t.Errorf("empty histogram: %v, want NaN", q)
+	}
 }

@@ -104,7 +104,7 @@ func run(addr, db string, days, regions, targets int, interval time.Duration, re
 		}
 		if n == 0 {
 			fmt.Printf("rebuilding %s from probe_results …\n", tbl)
-			cols := "t, src_region, src_site, target, target_region, target_site, check_name, probe_type, n_rounds, n_sent, n_received, rtt_q, rtt_min, rtt_max, jitter, last_seen"
+			cols := "t, src_region, src_site, target, target_region, target_site, check_name, probe_type, n_rounds, n_sent, n_received, rtt_hist, rtt_min, rtt_max, jitter, last_seen"
 			if err := conn.Exec(ctx, "INSERT INTO "+tbl+" ("+cols+") "+store.ProbeRollupSelect(bucket)); err != nil {
 				return err
 			}
