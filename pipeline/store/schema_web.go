@@ -94,13 +94,17 @@ SETTINGS index_granularity = ` + strconv.Itoa(granularity)
 }
 
 func probeRollupView(name, bucket string) string {
-	return `CREATE MATERIALIZED VIEW IF NOT EXISTS ` + name + `_mv TO ` + name + ` AS ` + ProbeRollupSelect(bucket)
+	return `CREATE MATERIALIZED VIEW IF NOT EXISTS ` + name + `_mv TO ` + name + ` AS ` + ProbeRollupSelect(bucket, "")
 }
 
 // ProbeRollupSelect is the query of the probe rollups' materialized views
 // over probe_results, bucketed by bucket (toStartOfFiveMinute(time) or
-// toStartOfHour(time)); INSERT … SELECT with it rebuilds a rollup.
-func ProbeRollupSelect(bucket string) string {
+// toStartOfHour(time)); INSERT … SELECT with it rebuilds a rollup, a part
+// at a time with a where condition over probe_results.
+func ProbeRollupSelect(bucket, where string) string {
+	if where != "" {
+		where = "\nWHERE " + where
+	}
 	return `SELECT
 	` + bucket + ` AS t,
 	src_region, src_site, target, target_region, target_site, check_name, probe_type,
@@ -113,6 +117,6 @@ func ProbeRollupSelect(bucket string) string {
 	maxIfState(rtt_max_ms, received > 0) AS rtt_max,
 	avgIfState(jitter_ms, received > 1) AS jitter,
 	maxState(time) AS last_seen
-FROM probe_results
+FROM probe_results` + where + `
 GROUP BY t, src_region, src_site, target, target_region, target_site, check_name, probe_type`
 }

@@ -105,8 +105,12 @@ func run(addr, db string, days, regions, targets int, interval time.Duration, re
 		if n == 0 {
 			fmt.Printf("rebuilding %s from probe_results …\n", tbl)
 			cols := "t, src_region, src_site, target, target_region, target_site, check_name, probe_type, n_rounds, n_sent, n_received, rtt_hist, rtt_min, rtt_max, jitter, last_seen"
-			if err := conn.Exec(ctx, "INSERT INTO "+tbl+" ("+cols+") "+store.ProbeRollupSelect(bucket)); err != nil {
-				return err
+			for d := days; d >= 0; d-- { // a day at a time: bounded memory
+				day := now.Add(-time.Duration(d) * 24 * time.Hour).Truncate(24 * time.Hour).Unix()
+				where := fmt.Sprintf("time >= toDateTime(%d) AND time < toDateTime(%d)", day, day+86400)
+				if err := conn.Exec(ctx, "INSERT INTO "+tbl+" ("+cols+") "+store.ProbeRollupSelect(bucket, where)); err != nil {
+					return err
+				}
 			}
 		}
 	}
