@@ -38,7 +38,7 @@ func benchFirstAction(b *testing.B, f *fixture, runbook string) {
 func BenchmarkAlertToFirstActionWebhook(b *testing.B) {
 	rc := newReceiver(b)
 	cfg := webhookConfig(b, rc)
-	cfg.RateLimitRuns, cfg.MaxConcurrent = 1 << 30, 4
+	cfg.RateLimitRuns, cfg.MaxConcurrent = 1<<30, 4
 	f := newFixture(b, cfg, newStatus([]string{"eu", "us"}, "eu"), hookYAML("cooldown: 1ns"))
 	benchFirstAction(b, f, "edge-notify")
 }
