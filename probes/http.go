@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -69,23 +70,37 @@ func (p *HTTP) Probe(ctx context.Context, c Check) Result {
 func (p *HTTP) once(ctx context.Context, c Check) (phases []Phase, status uint16, addr string, total time.Duration, reason string) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
+	// The trace callbacks may run on the dialer's goroutine even after Do
+	// returned (a timed-out dial finishing late): guard what they write.
+	var mu sync.Mutex
 	var dnsStart, dnsDone, connStart, connDone, tlsStart, tlsDone, wrote, firstByte time.Time
+	var connAddr string
+	at := func(p *time.Time) func() {
+		return func() { mu.Lock(); *p = time.Now(); mu.Unlock() }
+	}
 	trace := &httptrace.ClientTrace{
-		DNSStart:     func(httptrace.DNSStartInfo) { dnsStart = time.Now() },
-		DNSDone:      func(httptrace.DNSDoneInfo) { dnsDone = time.Now() },
-		ConnectStart: func(string, string) { connStart = time.Now() },
+		DNSStart:     func(httptrace.DNSStartInfo) { at(&dnsStart)() },
+		DNSDone:      func(httptrace.DNSDoneInfo) { at(&dnsDone)() },
+		ConnectStart: func(string, string) { at(&connStart)() },
 		ConnectDone: func(_, a string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
 			connDone = time.Now()
 			if err == nil {
-				if ap, e := netipAddrPort(a); e == nil {
-					addr = ap
+				if h, e := netipAddrPort(a); e == nil {
+					connAddr = h
 				}
 			}
 		},
-		TLSHandshakeStart:    func() { tlsStart = time.Now() },
-		TLSHandshakeDone:     func(tls.ConnectionState, error) { tlsDone = time.Now() },
-		WroteRequest:         func(httptrace.WroteRequestInfo) { wrote = time.Now() },
-		GotFirstResponseByte: func() { firstByte = time.Now() },
+		TLSHandshakeStart:    at(&tlsStart),
+		TLSHandshakeDone:     func(tls.ConnectionState, error) { at(&tlsDone)() },
+		WroteRequest:         func(httptrace.WroteRequestInfo) { at(&wrote)() },
+		GotFirstResponseByte: at(&firstByte),
+	}
+	snapshot := func() {
+		mu.Lock()
+		addr = connAddr
+		mu.Unlock()
 	}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), c.Param("method", http.MethodGet), c.Target, nil)
 	if err != nil {
@@ -106,6 +121,7 @@ func (p *HTTP) once(ctx context.Context, c Check) (phases []Phase, status uint16
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	t0 := time.Now()
 	resp, err := client.Do(req)
+	snapshot()
 	if err != nil {
 		r := Reason(err)
 		if r == "error" && strings.Contains(err.Error(), "tls") || strings.Contains(err.Error(), "x509") || strings.Contains(err.Error(), "certificate") {
@@ -122,6 +138,8 @@ func (p *HTTP) once(ctx context.Context, c Check) (phases []Phase, status uint16
 		return nil, status, addr, 0, Reason(err)
 	}
 	total = end.Sub(t0)
+	mu.Lock()
+	defer mu.Unlock()
 	add := func(name string, a, b time.Time) {
 		if !a.IsZero() && !b.IsZero() {
 			phases = append(phases, Phase{name, float64(b.Sub(a)) / float64(time.Millisecond)})

@@ -31,7 +31,7 @@ func TestICMPLossWithNftables(t *testing.T) {
 	if math.Abs(r.LossRatio-0.1) > 3*sd {
 		t.Errorf("loss %.4f, want 0.10 ± %.4f", r.LossRatio, 3*sd)
 	}
-	if r.TargetAddr != addr || r.RTTAvgMs <= 0 || r.RTTAvgMs > 5 || len(r.RTTsUs) != r.Received {
+	if r.TargetAddr != addr || r.RTTAvgMs <= 0 || r.RTTAvgMs > 50 || len(r.RTTsUs) != r.Received {
 		t.Errorf("round: avg %.3f addr %s rtts %d", r.RTTAvgMs, r.TargetAddr, len(r.RTTsUs))
 	}
 	t.Logf("pro-bing: sent %d received %d, nft dropped %d, loss %.4f, avg %.3f ms p99 %.3f ms", r.Sent, r.Received, dropped, r.LossRatio, r.RTTAvgMs, r.RTTP99Ms)

@@ -2,7 +2,6 @@ package probes
 
 import (
 	"context"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -53,19 +52,25 @@ func TestHTTPPhasesAndDelay(t *testing.T) {
 	if !ok || ttfb < last {
 		t.Errorf("ttfb %.3f ms shorter than the server's hold %.3f ms", ttfb, last)
 	}
-	// The median total (connect + TLS handshake + hold + transfer) exceeds
-	// the mean hold by the loopback handshakes: under 10 ms even on a busy
-	// 2-core machine.
-	if d := r.RTTP50Ms - injected; d < 0 || d > 10 {
+	// The median total (connect + TLS handshake + hold + transfer) is at
+	// least the mean hold. Its excess is loopback work plus scheduling, which
+	// on a loaded 2-core machine under the race detector reached 68 ms: the
+	// upper bound only catches gross errors (wrong unit, wrong clock).
+	if d := r.RTTP50Ms - injected; d < 0 || d > 100 {
 		t.Errorf("median total %.3f ms vs mean hold %.3f ms", r.RTTP50Ms, injected)
 	}
-	for _, ph := range []string{"connect", "tls", "total", "cert_expiry_days"} {
-		if v, ok := r.Phase(ph); !ok || v <= 0 {
+	total, _ := r.Phase("total")
+	for _, ph := range []string{"connect", "tls", "ttfb", "cert_expiry_days"} {
+		v, ok := r.Phase(ph)
+		if !ok || v <= 0 {
 			t.Errorf("phase %s = %v, %v", ph, v, ok)
 		}
+		if ph != "cert_expiry_days" && v > total {
+			t.Errorf("phase %s %.3f ms longer than the total %.3f ms", ph, v, total)
+		}
 	}
-	if math.Abs(r.RTTAvgMs-injected) > 30 {
-		t.Errorf("total %.3f ms far from %.3f", r.RTTAvgMs, injected)
+	if days, _ := r.Phase("cert_expiry_days"); days > 366*100 {
+		t.Errorf("cert_expiry_days %v", days)
 	}
 	// Unexpected status and body mismatch fail with a reason.
 	r = p.Probe(context.Background(), Check{Type: TypeHTTP, Target: srv.URL + "/fail", Count: 1, Timeout: time.Second})
@@ -77,7 +82,7 @@ func TestHTTPPhasesAndDelay(t *testing.T) {
 		t.Errorf("body: %+v", r)
 	}
 	// Untrusted certificate.
-	r = (&HTTP{Metrics: m}).Probe(context.Background(), Check{Type: TypeHTTP, Target: srv.URL + "/", Count: 1, Timeout: time.Second})
+	r = (&HTTP{Metrics: m}).Probe(context.Background(), Check{Type: TypeHTTP, Target: srv.URL + "/", Count: 1, Timeout: 10 * time.Second})
 	if r.Received != 0 || r.Error != "tls" {
 		t.Errorf("untrusted cert: %+v", r)
 	}
