@@ -1,7 +1,9 @@
 package flow
 
 import (
+	"encoding/binary"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -199,5 +201,56 @@ func TestTruncated(t *testing.T) {
 				t.Fatal("no error counted")
 			}
 		})
+	}
+}
+
+// A template record claiming 65535 fields in a few bytes is refused before
+// goflow2 sizes a slice by it; padding after templates is not an error.
+func TestTemplateClaims(t *testing.T) {
+	now := time.Now()
+	for _, version := range []uint16{9, 10} {
+		d, m := testDecoder(DefaultConfig())
+		var pkt []byte
+		if version == 9 {
+			pkt = []byte{0, 9, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+		} else {
+			pkt = []byte{0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+		}
+		tplSet := uint16(0)
+		if version == 10 {
+			tplSet = 2
+		}
+		for range 1000 { // sets of 8 bytes: a record header claiming 65535 fields and one field
+			pkt = binary.BigEndian.AppendUint16(pkt, tplSet)
+			pkt = binary.BigEndian.AppendUint16(pkt, 12)
+			pkt = append(pkt, 1, 0, 0xff, 0xff, 0, 8, 0, 4)
+		}
+		if version == 10 {
+			binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		d.DecodeNetFlow(pkt, exporterAddr, now, nil)
+		runtime.ReadMemStats(&after)
+		if a := after.TotalAlloc - before.TotalAlloc; a > 4<<20 {
+			t.Errorf("v%d: %d bytes allocated for a %d-byte datagram", version, a, len(pkt))
+		}
+		if got := testutil.ToFloat64(m.errors.WithLabelValues("127.0.0.9", reasonMalformed)); got != 1000 {
+			t.Errorf("v%d: malformed = %v, want 1000", version, got)
+		}
+	}
+	// Templates followed by 4 bytes of zero padding: no error.
+	d, m := testDecoder(DefaultConfig())
+	g, _ := flowgen.New(flowgen.IPFIX, 2)
+	tpl := g.Templates(uint32(now.Unix()))
+	binary.BigEndian.PutUint16(tpl[18:], binary.BigEndian.Uint16(tpl[18:])+4) // the template set grows by 4
+	tpl = append(tpl[:16+int(binary.BigEndian.Uint16(tpl[18:]))-4], append([]byte{0, 0, 0, 0}, tpl[16+int(binary.BigEndian.Uint16(tpl[18:]))-4:]...)...)
+	binary.BigEndian.PutUint16(tpl[2:], uint16(len(tpl)))
+	d.DecodeNetFlow(tpl, exporterAddr, now, nil)
+	if out := d.DecodeNetFlow(g.Next(nil, uint32(now.Unix())), exporterAddr, now, nil); len(out) != 2 {
+		t.Errorf("after padded templates: %d flows", len(out))
+	}
+	if n := testutil.CollectAndCount(m.errors); n != 0 {
+		t.Errorf("padding counted as an error")
 	}
 }

@@ -118,6 +118,7 @@ func (d *Decoder) decodeV9(st *exporterState, pkt []byte, now time.Time, out []r
 		}
 		switch {
 		case (version == 9 && id == 0) || (version == 10 && id == 2):
+			body = d.checkTemplates(st, version, setTemplate, body)
 			recs, err := netflow.DecodeTemplateSet(version, bytes.NewBuffer(body))
 			if err != nil {
 				st.fail(reasonBadTemplate)
@@ -139,6 +140,7 @@ func (d *Decoder) decodeV9(st *exporterState, pkt []byte, now time.Time, out []r
 				_ = st.templates.AddTemplate(version, domain, r.TemplateId, t)
 			}
 		case version == 9 && id == 1:
+			body = d.checkTemplates(st, version, setOptionsTemplate, body)
 			recs, err := netflow.DecodeNFv9OptionsTemplateSet(bytes.NewBuffer(body))
 			if err != nil && len(recs) == 0 {
 				st.fail(reasonBadTemplate)
@@ -147,6 +149,7 @@ func (d *Decoder) decodeV9(st *exporterState, pkt []byte, now time.Time, out []r
 				d.addOptions(st, version, domain, r.TemplateId, r.Scopes, r.Options)
 			}
 		case version == 10 && id == 3:
+			body = d.checkTemplates(st, version, setOptionsTemplate, body)
 			recs, err := netflow.DecodeIPFIXOptionsTemplateSet(bytes.NewBuffer(body))
 			if err != nil && len(recs) == 0 {
 				st.fail(reasonBadTemplate)
@@ -385,4 +388,85 @@ func (d *Decoder) dataSet(st *exporterState, t *template, b []byte, base *record
 		d.finish(st, f, r)
 	}
 	return out
+}
+
+const (
+	setTemplate = iota
+	setOptionsTemplate
+)
+
+// checkTemplates returns the prefix of a template set made of complete
+// records. goflow2 sizes its field slices from the counts in the header of
+// each record before reading them: a record claiming 65535 fields in a few
+// bytes would make it allocate ~1 MB, once per such set in a datagram. A
+// cut record is counted (malformed) and left out; padding (< 4 bytes) is not.
+func (d *Decoder) checkTemplates(st *exporterState, version uint16, kind int, b []byte) []byte {
+	off := 0
+	for len(b)-off >= 4 {
+		r := b[off:]
+		if allZero(r) { // padding
+			return b[:off]
+		}
+		var need int
+		switch {
+		case kind == setTemplate:
+			// id, field count, then 4 bytes a field (+4 with an enterprise number).
+			n := int(binary.BigEndian.Uint16(r[2:]))
+			need = 4
+			for i := 0; i < n; i++ {
+				if need+4 > len(r) {
+					need = len(r) + 1
+					break
+				}
+				if version == 10 && r[need]&0x80 != 0 {
+					need += 4
+				}
+				need += 4
+			}
+		case version == 9:
+			// id, scope length, option length (bytes), then the fields.
+			if len(r) < 6 {
+				need = len(r) + 1
+				break
+			}
+			need = 6 + int(binary.BigEndian.Uint16(r[2:])) + int(binary.BigEndian.Uint16(r[4:]))
+		default:
+			// IPFIX options: id, field count, scope field count, then the fields.
+			if len(r) < 6 {
+				need = len(r) + 1
+				break
+			}
+			n := int(binary.BigEndian.Uint16(r[2:]))
+			if int(binary.BigEndian.Uint16(r[4:])) > n {
+				need = len(r) + 1
+				break
+			}
+			need = 6
+			for i := 0; i < n; i++ {
+				if need+4 > len(r) {
+					need = len(r) + 1
+					break
+				}
+				if r[need]&0x80 != 0 {
+					need += 4
+				}
+				need += 4
+			}
+		}
+		if need > len(r) {
+			st.fail(reasonMalformed)
+			return b[:off]
+		}
+		off += need
+	}
+	return b[:off]
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }
