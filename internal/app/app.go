@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -144,13 +143,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	a.Web.Mount("POST /api/v1/alertmanager/webhook", web.Self, a.Alerting.WebhookHandler())
 	a.Web.Mount("/api/v1/agent/", web.Self, a.Probes.AgentHandler())
 	a.Web.Mount("GET /api/v1/agents", web.Viewer, a.Probes.AgentsHandler())
-	rbAPI := a.Runbooks.Handler(func(r *http.Request) (string, string) {
-		p, _ := web.PrincipalFrom(r.Context())
-		return p.Name, string(p.Role)
-	})
-	a.Web.Mount("GET /api/v1/runbooks", web.Viewer, rbAPI)
-	a.Web.Mount("GET /api/v1/runbooks/", web.Viewer, rbAPI)
-	a.Web.Mount("POST /api/v1/runbooks/", web.Operator, rbAPI)
+	a.Web.MountRunbooks(a.Runbooks.Handler(web.Identity))
 	gamedays := timeline.Handler(a.Store.Conn)
 	a.Web.Mount("GET /api/v1/gamedays", web.Viewer, gamedays)
 	a.Web.Mount("GET /api/v1/gamedays/{id}", web.Viewer, gamedays)
