@@ -90,6 +90,19 @@ func TestAPIAndStaleOnClickHouseError(t *testing.T) {
 			t.Errorf("us burns nothing: forecast %v", *st.Forecast.TimeToExhaustionSeconds)
 		}
 	}
+	// The same figures as Prometheus metrics.
+	eu, _ := s.e.Status("edge", "eu")
+	for _, w := range []string{"5m", "1h", "window"} {
+		if v := testutil.ToFloat64(s.e.metrics.burn.WithLabelValues("edge", "eu", w)); v != *eu.BurnRates[w] {
+			t.Errorf("metric burn %s = %v, status %v", w, v, *eu.BurnRates[w])
+		}
+	}
+	if v := testutil.ToFloat64(s.e.metrics.sli.WithLabelValues("edge", "eu")); v != *eu.SLI {
+		t.Errorf("metric sli %v, status %v", v, *eu.SLI)
+	}
+	if v := testutil.ToFloat64(s.e.metrics.firing.WithLabelValues("edge", "eu", "page", "page-1h-5m")); v != 1 {
+		t.Errorf("metric alert_firing %v", v)
+	}
 	var detail SLODetail
 	getJSON(t, srv.URL+"/api/v1/slos/edge?history=1d", &detail)
 	if detail.SLO == nil || detail.SLO.Name != "edge" || len(detail.Groups) != 2 || len(detail.History["eu"]) == 0 {
