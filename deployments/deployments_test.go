@@ -105,7 +105,10 @@ func writeWithSecrets(t *testing.T, text string) string {
 }
 
 func TestExampleConfigsPassCheck(t *testing.T) {
-	files, _ := filepath.Glob("examples/*.yaml")
+	// As CI runs `meridian check`: from the repository root, where the
+	// examples' relative paths (SLO and runbook files) resolve.
+	t.Chdir("..")
+	files, _ := filepath.Glob("deployments/examples/*.yaml")
 	if len(files) < 2 {
 		t.Fatalf("expected a small and a large example, found %v", files)
 	}
