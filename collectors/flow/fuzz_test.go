@@ -3,8 +3,11 @@ package flow
 import (
 	"encoding/binary"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/meridian-obs/meridian/collectors/flow/flowgen"
 	"github.com/meridian-obs/meridian/pipeline/record"
@@ -111,7 +114,7 @@ func FuzzDecodeSFlow(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		d, _ := testDecoder(testNetworks())
-		out := d.DecodeSFlow(pkt, exporterAddr, time.Now(), nil)
+		out := d.DecodeSFlow(append([]byte(nil), pkt...), exporterAddr, time.Now(), nil) // the decoder may clamp counts in place
 		checkFlows(t, out, len(pkt)/2)
 	})
 }
@@ -125,5 +128,35 @@ func checkFlows(t *testing.T, out []record.Flow, maxFlows int) {
 		if f.SamplingRate == 0 {
 			t.Fatalf("flow without a sampling rate: %+v", f)
 		}
+	}
+}
+
+// An expanded flow sample claiming 2^32−1 records must not reach goflow2's
+// unbounded make: the count is clamped, the datagram counted as malformed.
+func TestSFlowRecordClaim(t *testing.T) {
+	be := binary.BigEndian
+	p := be.AppendUint32(nil, 5)
+	p = be.AppendUint32(p, 1)
+	p = append(p, 127, 0, 0, 9)
+	p = be.AppendUint32(p, 0)
+	p = be.AppendUint32(p, 1)
+	p = be.AppendUint32(p, 1000)
+	p = be.AppendUint32(p, 1) // one sample
+	p = be.AppendUint32(p, 3) // expanded flow sample
+	p = be.AppendUint32(p, 44)
+	for range 10 {
+		p = be.AppendUint32(p, 1)
+	}
+	p = be.AppendUint32(p, 0xffffffff) // records
+	d, m := testDecoder(DefaultConfig())
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	d.DecodeSFlow(p, exporterAddr, time.Now(), nil)
+	runtime.ReadMemStats(&after)
+	if a := after.TotalAlloc - before.TotalAlloc; a > 1<<20 {
+		t.Errorf("%d bytes allocated", a)
+	}
+	if got := testutil.ToFloat64(m.errors.WithLabelValues("127.0.0.9", reasonMalformed)); got != 1 {
+		t.Errorf("malformed = %v, want 1", got)
 	}
 }

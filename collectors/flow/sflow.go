@@ -17,6 +17,7 @@ import (
 // sampling rate, bytes = frame length × the sampling rate. Counter
 // samples are ignored. Samples decoded before an error are kept.
 func (d *Decoder) DecodeSFlow(pkt []byte, src netip.Addr, now time.Time, out []record.Flow) []record.Flow {
+	clamped := clampSFlowRecords(pkt)
 	var p sflow.Packet
 	err := sflow.DecodeMessageVersion(bytes.NewBuffer(pkt), &p)
 	exp := src
@@ -28,6 +29,9 @@ func (d *Decoder) DecodeSFlow(pkt []byte, src netip.Addr, now time.Time, out []r
 		return out
 	}
 	ti := typeIndex(typeSFlow5)
+	if clamped {
+		st.fail(reasonMalformed)
+	}
 	if err != nil {
 		switch {
 		case p.Version != 5:
@@ -172,4 +176,47 @@ func parseIP(f *record.Flow, et uint16, b []byte) {
 			f.DstPort = binary.BigEndian.Uint16(l4[2:])
 		}
 	}
+}
+
+// clampSFlowRecords lowers, in place, the record count of every expanded
+// flow sample that claims more records than its bytes can hold (8 bytes a
+// record at least). goflow2 sizes a slice from that count without a bound:
+// 2^32−1 would be an unrecoverable out-of-memory. It reports whether it
+// changed anything.
+func clampSFlowRecords(pkt []byte) bool {
+	be := binary.BigEndian
+	if len(pkt) < 8 || be.Uint32(pkt) != 5 {
+		return false
+	}
+	off := 8
+	switch be.Uint32(pkt[4:]) {
+	case 1:
+		off += 4
+	case 2:
+		off += 16
+	default:
+		return false
+	}
+	off += 12 // sub-agent, sequence, uptime
+	if off+4 > len(pkt) {
+		return false
+	}
+	n := int(be.Uint32(pkt[off:]))
+	off += 4
+	changed := false
+	for i := 0; i < n && off+8 <= len(pkt); i++ {
+		format, l := be.Uint32(pkt[off:]), int(be.Uint32(pkt[off+4:]))
+		off += 8
+		if l > len(pkt)-off {
+			break
+		}
+		if format == 3 && l >= 44 { // expanded flow sample: the record count is at +40
+			if max := uint32((l - 44) / 8); be.Uint32(pkt[off+40:]) > max {
+				be.PutUint32(pkt[off+40:], max)
+				changed = true
+			}
+		}
+		off += l
+	}
+	return changed
 }
