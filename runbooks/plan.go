@@ -136,6 +136,9 @@ func (rb *Runbook) plan(ctx context.Context, labels map[string]string, st Status
 				return "", err
 			}
 			if len(h) == 0 {
+				if len(skipped) == 0 {
+					return "", fmt.Errorf("no healthy region other than %q for SLO %q: the SLO engine knows no other group", p.Group, p.SLO)
+				}
 				return "", fmt.Errorf("no healthy region other than %q for SLO %q (skipped: %s)", p.Group, p.SLO, strings.Join(skipped, ", "))
 			}
 			return h[0], nil
