@@ -34,7 +34,8 @@ func bgpSetup(t *testing.T, extra string) (*fixture, *gobgpPeer, *receiver) {
 	cfg := webhookConfig(t, rc)
 	cfg.BGP = BGPConfig{ASN: 65001, RouterID: speakerAddr, ListenPort: -1, NextHop: "198.18.0.1",
 		Peers:           []BGPPeer{{Address: g.addr, ASN: g.asn, Port: uint32(g.port), LocalAddress: speakerAddr}},
-		AllowedPrefixes: []string{"203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24"},
+		NextHop6:        "2001:db8::1",
+		AllowedPrefixes: []string{"203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24", "2001:db8:100::/40"},
 		Announce: []BGPRoute{
 			{Prefix: "203.0.113.0/24", Communities: []string{"65001:100"}},
 			{Prefix: "192.0.2.0/24"},
@@ -138,5 +139,20 @@ runbooks:
 	}
 	if len(f.escalations()) != 1 {
 		t.Errorf("escalations %d, want 1", len(f.escalations()))
+	}
+}
+
+func TestBGPIPv6AnnounceWithdraw(t *testing.T) {
+	f, g, _ := bgpSetup(t, "")
+	sp := f.e.Speaker()
+	must(t, sp.Announce(t.Context(), BGPRoute{Prefix: "2001:db8:100::/48", Prepend: 1, Communities: []string{"65001:6"}}))
+	l := g.waitRIB(t, "2001:db8:100::/48", "the IPv6 announcement", func(l string) bool { return strings.Contains(l, "65001:6") })
+	if !strings.Contains(l, "2001:db8::1") || !strings.Contains(l, "65001 65001") {
+		t.Errorf("IPv6 route: %q", l)
+	}
+	must(t, sp.Withdraw(t.Context(), "2001:db8:100::/48"))
+	g.waitRIB(t, "2001:db8:100::/48", "the IPv6 withdrawal", func(l string) bool { return l == "" })
+	if err := sp.Announce(t.Context(), BGPRoute{Prefix: "2001:db8:200::/48"}); err == nil || !strings.Contains(err.Error(), "outside the allowed prefixes") {
+		t.Errorf("announce outside the allowed set: %v", err)
 	}
 }

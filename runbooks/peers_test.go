@@ -215,6 +215,12 @@ func startGoBGP(t testing.TB, peerASN, speakerASN uint32, speakerAddr string) *g
   [neighbors.timers.config]
     hold-time = 9
     keepalive-interval = 3
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
 `, g.asn, g.addr, g.port, g.addr, speakerAddr, speakerASN)
 	f := filepath.Join(t.TempDir(), "gobgpd.toml")
 	must(t, os.WriteFile(f, []byte(conf), 0o644))
@@ -233,7 +239,11 @@ func startGoBGP(t testing.TB, peerASN, speakerASN uint32, speakerAddr string) *g
 // rib returns the peer's RIB line for prefix ("" when absent).
 func (g *gobgpPeer) rib(t testing.TB, prefix string) string {
 	t.Helper()
-	out, err := exec.Command("gobgp", "-p", fmt.Sprint(g.apiPort), "global", "rib", prefix).CombinedOutput()
+	args := []string{"-p", fmt.Sprint(g.apiPort), "global", "rib"}
+	if strings.Contains(prefix, ":") {
+		args = append(args, "-a", "ipv6")
+	}
+	out, err := exec.Command("gobgp", append(args, prefix)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("gobgp global rib: %v: %s", err, out)
 	}
