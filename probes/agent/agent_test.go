@@ -503,3 +503,58 @@ func TestICMPChecksGroupedOnEngine(t *testing.T) {
 		}
 	}
 }
+
+// A server that lost its state (new state file) answers 409 not_registered:
+// the agent registers again and delivers; nothing is lost or refused.
+func TestReRegisterAfterServerStateLoss(t *testing.T) {
+	resp, _ := probes.ListenResponder("127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go resp.Serve(ctx)
+	sink := &sinkCount{}
+	mk := func() http.Handler {
+		cfg := server.DefaultConfig()
+		cfg.StateFile = filepath.Join(t.TempDir(), "s.json") // a fresh, empty state each time
+		cfg.RefreshInterval = time.Hour                      // no refresh: only the 409 can trigger it
+		cfg.Agents = []server.AgentConfig{{Name: "a1", TokenHash: server.HashToken("tok")}}
+		cfg.Checks = []server.CheckConfig{{Name: "echo", Type: "udp", Target: resp.Addr().String(), Count: 2,
+			Spacing: time.Millisecond, Timeout: 200 * time.Millisecond, Interval: time.Second}}
+		srv, _ := server.New(cfg, server.Deps{Sink: sink})
+		srv.Start(ctx)
+		return srv.AgentHandler()
+	}
+	var cur atomic.Pointer[http.Handler]
+	h1 := mk()
+	cur.Store(&h1)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*cur.Load()).ServeHTTP(w, r) }))
+	defer ts.Close()
+	acfg := DefaultConfig()
+	acfg.Name, acfg.Server = "a1", ts.URL
+	acfg.Token = config.Secret{Value: "tok"}
+	acfg.SpoolDir = t.TempDir()
+	acfg.FlushInterval = 100 * time.Millisecond
+	acfg.RetryMin, acfg.RetryMax = 20*time.Millisecond, 100*time.Millisecond
+	acfg.MetricsListen = ""
+	a, _ := New(acfg, Deps{})
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "first results", func() bool { return sink.byCheck()["echo"] >= 1 })
+	h2 := mk()
+	cur.Store(&h2)
+	before := sink.byCheck()["echo"]
+	waitFor(t, 10*time.Second, "results after the server lost its state", func() bool { return sink.byCheck()["echo"] >= before+2 })
+	if err := a.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reg := a.Registry()
+	if got := counter(t, reg, "meridian_agent_send_errors_total", "not_registered"); got < 1 {
+		t.Errorf("not_registered answers counted %v, want ≥ 1", got)
+	}
+	if produced, stored := counter(t, reg, "meridian_agent_results_total", ""), sink.byCheck()["echo"]; float64(stored) != produced {
+		t.Errorf("produced %v, stored %d", produced, stored)
+	}
+	if got := counter(t, reg, "meridian_agent_batches_total", "rejected"); got != 0 {
+		t.Errorf("rejected %v", got)
+	}
+}

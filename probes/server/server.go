@@ -132,6 +132,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_probes_agents_registered",
 				Help: "Agents that registered."},
 				func() float64 { return float64(s.countRegistered()) }),
+			agentCollector{s},
 		} {
 			if err := deps.Registry.Register(c); err != nil {
 				return nil, fmt.Errorf("probes server metrics: %w", err)
@@ -524,4 +525,33 @@ func sane(r probes.Result) bool {
 		}
 	}
 	return true
+}
+
+// agentCollector exports, per declared agent, whether it is stale and when
+// it last delivered (for alerting on one vantage point going quiet).
+type agentCollector struct{ s *Server }
+
+var (
+	descAgentStale = prometheus.NewDesc("meridian_probes_agent_stale",
+		"1 when the agent delivered nothing within stale_after (or never), else 0.", []string{"agent", "region", "site"}, nil)
+	descAgentLastSeen = prometheus.NewDesc("meridian_probes_agent_last_seen_timestamp_seconds",
+		"When the agent last delivered a batch (Unix time; absent before the first).", []string{"agent", "region", "site"}, nil)
+)
+
+func (c agentCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descAgentStale
+	ch <- descAgentLastSeen
+}
+
+func (c agentCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, a := range c.s.Agents() {
+		v := 0.0
+		if a.Stale {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descAgentStale, prometheus.GaugeValue, v, a.Name, a.Region, a.Site)
+		if !a.LastSeen.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descAgentLastSeen, prometheus.GaugeValue, float64(a.LastSeen.UnixNano())/1e9, a.Name, a.Region, a.Site)
+		}
+	}
 }

@@ -224,6 +224,23 @@ func TestResultsDedupBadInputStale(t *testing.T) {
 	if got := testutil.ToFloat64(staleGauge(t, f.reg)); got != 2 {
 		t.Errorf("stale gauge after 4 min = %v, want 2", got)
 	}
+	// Per agent: par1 (just turned stale by the clock) and nyc1 (never seen).
+	mfs, _ := f.reg.Gather()
+	perAgent := map[string]float64{}
+	lastSeen := 0
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "meridian_probes_agent_stale":
+			for _, m := range mf.GetMetric() {
+				perAgent[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+			}
+		case "meridian_probes_agent_last_seen_timestamp_seconds":
+			lastSeen = len(mf.GetMetric())
+		}
+	}
+	if perAgent["par1"] != 1 || perAgent["nyc1"] != 1 || len(perAgent) != 2 || lastSeen != 1 {
+		t.Errorf("per-agent stale %v, last_seen series %d", perAgent, lastSeen)
+	}
 	// A restarted server still knows the last batch of par1.
 	f.s.Stop(context.Background())
 	f2 := newFixture(t, state)
