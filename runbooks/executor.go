@@ -90,6 +90,7 @@ type Run struct {
 	restorePending bool
 	holdsSlot      bool
 	restoreStarted bool
+	resolved       bool // the triggering alert resolved while the run was executing
 }
 
 type decision struct {
@@ -509,8 +510,13 @@ func (e *Executor) execute(r *Run) {
 	}
 	e.mu.Lock()
 	r.restorePending = rb.RestoreOnResolve
+	resolved := r.resolved && rb.RestoreOnResolve && !r.restoreStarted
+	r.restoreStarted = r.restoreStarted || resolved
 	e.mu.Unlock()
 	e.setState(r, StateSucceeded, "")
+	if resolved {
+		e.restore(r)
+	}
 }
 
 // release frees the run's concurrency slot.
@@ -872,6 +878,8 @@ func (e *Executor) resolve(a Alert) {
 			restore = append(restore, r)
 		case r.State == StateAwaitingApproval:
 			cancel = append(cancel, r)
+		case r.State == StateRunning || r.State == StateVerifying || r.State == StatePending:
+			r.resolved = true // restored when the run ends
 		}
 	}
 	e.mu.Unlock()
@@ -885,18 +893,23 @@ func (e *Executor) resolve(a Alert) {
 		e.wg.Add(1)
 		go func(r *Run) {
 			defer e.wg.Done()
-			e.record(r, AuditRecord{Kind: "restore", Decision: "started", Detail: "the triggering alert resolved"})
-			ok := e.undoAll(r, "restore")
-			e.mu.Lock()
-			r.restorePending = false
-			e.mu.Unlock()
-			if ok {
-				e.setState(r, StateRestored, "alert resolved")
-			} else {
-				e.setState(r, StateRollbackFailed, "restore incomplete")
-				e.raise(r, "restore after resolve failed")
-			}
+			e.restore(r)
 		}(r)
+	}
+}
+
+// restore undoes a succeeded run's steps because its alert resolved.
+func (e *Executor) restore(r *Run) {
+	e.record(r, AuditRecord{Kind: "restore", Decision: "started", Detail: "the triggering alert resolved"})
+	ok := e.undoAll(r, "restore")
+	e.mu.Lock()
+	r.restorePending = false
+	e.mu.Unlock()
+	if ok {
+		e.setState(r, StateRestored, "alert resolved")
+	} else {
+		e.setState(r, StateRollbackFailed, "restore incomplete")
+		e.raise(r, "restore after resolve failed")
 	}
 }
 

@@ -132,3 +132,23 @@ runbooks:
 		t.Errorf("reason %q", run.Reason)
 	}
 }
+
+func TestResolvedWhileRunningRestoresAtTheEnd(t *testing.T) {
+	rc := newReceiver(t)
+	f := newFixture(t, webhookConfig(t, rc), newStatus([]string{"eu", "us"}, "eu"), hookYAML("restore_on_resolve: true"))
+	hold := make(chan struct{})
+	rc.mu.Lock()
+	rc.hold = hold
+	rc.mu.Unlock()
+	id := f.fire(t, "edge-notify", "fp1", labels("eu"))
+	f.wait(t, id, StateRunning)
+	f.e.HandleAlert(Alert{Labels: labels("eu"), Status: StatusResolved, Fingerprint: "fp1"})
+	rc.mu.Lock()
+	rc.hold = nil
+	rc.mu.Unlock()
+	close(hold)
+	run := f.wait(t, id, StateRestored)
+	if evs := rc.got(); len(evs) != 2 || evs[1].Phase != "undo" {
+		t.Errorf("events %+v%s", evs, auditText(run))
+	}
+}
