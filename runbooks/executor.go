@@ -377,6 +377,9 @@ func (e *Executor) pruneLocked() {
 				continue
 			}
 			delete(e.runs, id)
+			if r.Fingerprint != "" && e.byKey[r.Runbook+"/"+r.Fingerprint] == id {
+				delete(e.byKey, r.Runbook+"/"+r.Fingerprint)
+			}
 			e.order = append(e.order[:i], e.order[i+1:]...)
 			dropped = true
 			break

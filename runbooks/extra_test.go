@@ -152,3 +152,22 @@ func TestResolvedWhileRunningRestoresAtTheEnd(t *testing.T) {
 		t.Errorf("events %+v%s", evs, auditText(run))
 	}
 }
+
+func TestKeepRunsPrunesFinishedRuns(t *testing.T) {
+	rc := newReceiver(t)
+	cfg := webhookConfig(t, rc)
+	cfg.KeepRuns = 3
+	f := newFixture(t, cfg, newStatus([]string{"eu", "us"}, "eu"), hookYAML("dry_run: true"))
+	for i := 0; i < 6; i++ {
+		f.wait(t, f.fire(t, "edge-notify", "fp"+string(rune('a'+i)), labels("eu")), StateDryRun)
+	}
+	if n := len(f.e.Runs()); n != 3 {
+		t.Errorf("%d runs kept, want 3", n)
+	}
+	f.e.mu.Lock()
+	n := len(f.e.byKey)
+	f.e.mu.Unlock()
+	if n > 4 {
+		t.Errorf("idempotency keys not pruned: %d", n)
+	}
+}
