@@ -496,6 +496,10 @@ func (e *Executor) execute(r *Run) {
 		}
 		e.stepState(r, i, "done", detail)
 		e.record(r, AuditRecord{Kind: "action", Decision: "ok", Detail: r.Steps[i].Name + ": " + detail})
+		if ctx.Err() != nil { // cancelled (or stopping) while the step ran
+			e.fail(r, "run cancelled after step "+r.Steps[i].Name)
+			return
+		}
 		e.mu.Lock()
 		hook := e.onStep
 		e.mu.Unlock()
