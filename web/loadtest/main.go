@@ -96,21 +96,31 @@ func run(addr, db string, days, regions, targets int, interval time.Duration, re
 	if err := seed(ctx, conn, now, days, regions, targets, interval); err != nil {
 		return err
 	}
-	// A rollup created after the data (a changed migration) is rebuilt.
-	for tbl, bucket := range map[string]string{"probe_rollup_5m": "toStartOfFiveMinute(time)", "probe_rollup_1h": "toStartOfHour(time)", "probe_rollup_1d": "toStartOfDay(time)"} {
-		var n uint64
-		if err := conn.QueryRow(ctx, "SELECT count() FROM "+tbl).Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
-			fmt.Printf("rebuilding %s from probe_results …\n", tbl)
-			cols := "t, src_region, src_site, target, target_region, target_site, check_name, probe_type, n_rounds, n_sent, n_received, rtt_hist, rtt_min, rtt_max, jitter, last_seen"
-			for d := days; d >= 0; d-- { // a day at a time: bounded memory
-				day := now.Add(-time.Duration(d) * 24 * time.Hour).Truncate(24 * time.Hour).Unix()
-				where := fmt.Sprintf("time >= toDateTime(%d) AND time < toDateTime(%d)", day, day+86400)
-				if err := conn.Exec(ctx, "INSERT INTO "+tbl+" ("+cols+") "+store.ProbeRollupSelect(bucket, where)); err != nil {
-					return err
-				}
+	// A rollup created after the data (a changed migration) is rebuilt, a
+	// day at a time (bounded memory), skipping the days it already holds.
+	// The 5-minute rollup only serves ranges up to 12 hours: its last two
+	// days are enough.
+	for _, rb := range []struct {
+		tbl, bucket string
+		days        int
+	}{{"probe_rollup_1d", "toStartOfDay(time)", days}, {"probe_rollup_1h", "toStartOfHour(time)", days}, {"probe_rollup_5m", "toStartOfFiveMinute(time)", 2}} {
+		cols := "t, src_region, src_site, target, target_region, target_site, check_name, probe_type, n_rounds, n_sent, n_received, rtt_hist, rtt_min, rtt_max, jitter, last_seen"
+		for d := rb.days; d >= 0; d-- {
+			day := now.Add(-time.Duration(d) * 24 * time.Hour).Truncate(24 * time.Hour).Unix()
+			var have, raw uint64
+			if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count() FROM %s WHERE t >= toDateTime(%d) AND t < toDateTime(%d)", rb.tbl, day, day+86400)).Scan(&have); err != nil {
+				return err
+			}
+			if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count() FROM probe_results WHERE time >= toDateTime(%d) AND time < toDateTime(%d)", day, day+86400)).Scan(&raw); err != nil {
+				return err
+			}
+			if have > 0 || raw == 0 {
+				continue
+			}
+			fmt.Printf("rebuilding %s for %s …\n", rb.tbl, time.Unix(day, 0).UTC().Format("2006-01-02"))
+			where := fmt.Sprintf("time >= toDateTime(%d) AND time < toDateTime(%d)", day, day+86400)
+			if err := conn.Exec(ctx, "INSERT INTO "+rb.tbl+" ("+cols+") "+store.ProbeRollupSelect(rb.bucket, where)); err != nil {
+				return err
 			}
 		}
 	}
