@@ -27,7 +27,7 @@ test-race: ## run every test with the race detector
 	$(GO) test -race -count=1 -timeout 45m $(GOTESTFLAGS) $(PKGS)
 
 bench: ## run the benchmarks and print their figures
-	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 30m ./pipeline/ ./collectors/... ./slo/... ./probes/... ./runbooks/... ./cmd/meridian-agent/ | grep -E '^(Benchmark|ok|PASS|FAIL|goos|cpu)|/s|ns/op'
+	$(GO) test -run '^$$' -bench . -timeout 60m ./pipeline/ ./collectors/... ./slo/... ./probes/... ./runbooks/... ./cmd/meridian-agent/ | grep -E '^(Benchmark|ok|PASS|FAIL|goos|cpu)|/s|ns/op'
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@bash scripts/fuzz-all.sh $(FUZZTIME)
