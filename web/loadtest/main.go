@@ -165,7 +165,13 @@ func run(addr, db string, days, regions, targets int, interval time.Duration, re
 		return err
 	}
 
-	cases := endpointCases(regions, targets)
+	// Ranges end at the newest seeded round (the data may be older than
+	// now when reused).
+	var end time.Time
+	if err := conn.QueryRow(ctx, "SELECT max(time) FROM probe_results").Scan(&end); err != nil {
+		return err
+	}
+	cases := endpointCases(regions, targets, end.Add(time.Minute))
 	fmt.Printf("\n%d requests per case, concurrency %d, server %s\n\n", requests, conc, s.URL())
 	fmt.Printf("HTTP latency (client side) and, per request, what ClickHouse read (system.query_log)\n")
 	fmt.Printf("%-58s %7s %7s %7s %7s %4s %11s %9s %7s\n", "endpoint", "p50 ms", "p95 ms", "p99 ms", "max ms", "err", "rows read", "MB read", "CH p95")
@@ -252,7 +258,17 @@ type endpointCase struct {
 	vary func(i int) url.Values
 }
 
-func endpointCases(regions, targets int) []endpointCase {
+func endpointCases(regions, targets int, end time.Time) []endpointCase {
+	span := func(rng string) url.Values {
+		d := map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour, "30d": 30 * 24 * time.Hour}[rng]
+		return url.Values{"from": {fmt.Sprint(end.Add(-d).Unix())}, "to": {fmt.Sprint(end.Unix())}}
+	}
+	with := func(v url.Values, kv ...string) url.Values {
+		for i := 0; i+1 < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return v
+	}
 	region := func(i int) string { return fmt.Sprintf("region-%d", i%regions) }
 	target := func(i int) string { return fmt.Sprintf("t%d.example", i%targets) }
 	var cs []endpointCase
@@ -260,22 +276,22 @@ func endpointCases(regions, targets int) []endpointCase {
 		rng := rng
 		cs = append(cs,
 			endpointCase{"probes/series range=" + rng + " target+src_region", "/api/v1/probes/series", func(i int) url.Values {
-				return url.Values{"range": {rng}, "target": {target(i)}, "src_region": {region(i * 7)}}
+				return with(span(rng), "target", target(i), "src_region", region(i*7))
 			}},
 			endpointCase{"probes/series range=" + rng + " region (src or target)", "/api/v1/probes/series", func(i int) url.Values {
-				return url.Values{"range": {rng}, "region": {region(i)}}
+				return with(span(rng), "region", region(i))
 			}},
 			endpointCase{"probes/summary range=" + rng + " (all 1000 paths)", "/api/v1/probes/summary", func(i int) url.Values {
-				return url.Values{"range": {rng}, "limit": {"5000"}}
+				return with(span(rng), "limit", "5000")
 			}},
 			endpointCase{"probes/matrix range=" + rng, "/api/v1/probes/matrix", func(i int) url.Values {
-				return url.Values{"range": {rng}}
+				return span(rng)
 			}},
 		)
 	}
 	cs = append(cs,
-		endpointCase{"probes/series range=30d all paths", "/api/v1/probes/series", func(i int) url.Values { return url.Values{"range": {"30d"}} }},
-		endpointCase{"filters range=30d", "/api/v1/filters", func(i int) url.Values { return url.Values{"range": {"30d"}} }},
+		endpointCase{"probes/series range=30d all paths", "/api/v1/probes/series", func(i int) url.Values { return span("30d") }},
+		endpointCase{"filters range=30d", "/api/v1/filters", func(i int) url.Values { return span("30d") }},
 	)
 	return cs
 }
