@@ -313,7 +313,7 @@ func StartGoBGP(ctx context.Context, dir, addr string, asn uint32, speakerAddr s
 }
 
 func (g *GoBGP) gobgp(ctx context.Context, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "gobgp", append([]string{"-p", strconv.Itoa(g.APIPort)}, args...)...).CombinedOutput()
 	if err != nil {
