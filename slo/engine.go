@@ -53,8 +53,8 @@ func (c Config) Validate(r *config.Reporter) {
 	if c.Interval < time.Second {
 		r.Errorf("interval", "expected at least 1s, got %s", c.Interval)
 	}
-	if c.LateWindow < time.Minute || c.LateWindow > 24*time.Hour {
-		r.Errorf("late_window", "expected between 1m and 24h, got %s", c.LateWindow)
+	if c.LateWindow < time.Minute || c.LateWindow > MinuteSpan-time.Hour {
+		r.Errorf("late_window", "expected between 1m and 5h, got %s", c.LateWindow)
 	}
 	if c.BackfillChunk < time.Hour || c.BackfillChunk%time.Hour != 0 {
 		r.Errorf("backfill_chunk", "expected whole hours, at least 1h, got %s", c.BackfillChunk)

@@ -17,13 +17,14 @@ import (
 //   - per series, the minutes of the last MinuteSpan + 1h, the hours of the
 //     longest window, and the minutes of the hours where long windows start
 //     (their partial first hour);
-//   - each cycle, one query reads the minutes (and hours) the recorder may
-//     have rewritten — the late window — with FINAL, and overwrites them;
+//   - each cycle the recorder aggregates the late window of raw data into
+//     memory and writes the same rows to ClickHouse (two inserts a cycle),
+//     so memory and tables hold the same latest counts;
 //   - an SLO is loaded whole when first seen and again after the recorder
 //     back-filled or caught up on it (flagged by the recorder).
 //
-// A cycle thus costs one small query (≈ late_window minutes per series)
-// plus sums in Go, flat in raw volume and in window length. Every value in
+// A cycle thus costs one raw-data query per SLO over the late window, two
+// inserts, and sums in Go, flat in raw volume and in window length. Every value in
 // memory is the latest version of its minute or hour: reads stay exact.
 
 type memSeries struct {
@@ -137,16 +138,8 @@ func (e *Engine) refresh(ctx context.Context, conn driver.Conn, specs []*Spec, e
 			delete(e.memDirty, k)
 		}
 	}
-	if len(warm) > 0 {
-		// What the recorder may have rewritten since the last cycle.
-		d := floorMinute(end.Add(-e.cfg.LateWindow - 2*time.Minute))
-		if err := e.loadInto(ctx, conn, false, warm, d, end); err != nil {
-			return err
-		}
-		if err := e.loadInto(ctx, conn, true, warm, floorHour(d), end); err != nil {
-			return err
-		}
-	}
+	// Warm SLOs are kept up to date by the recorder itself (aggregateWarm).
+	_ = warm
 	// Minutes of the partial first hour of long windows.
 	byHour := map[int64][]recKey{}
 	for _, s := range specs {

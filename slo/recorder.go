@@ -87,7 +87,8 @@ func (e *Engine) record(ctx context.Context, conn driver.Conn, specs []*Spec, no
 	}
 	target := floorMinute(now).Add(time.Minute)
 	deadline := time.Now().Add(e.cfg.BackfillBudget)
-	var back, saved []todo
+	var back, saved, warm []todo
+	var batch cycleBatch
 	for _, s := range specs {
 		k := recKey{s.Name, s.Hash()}
 		st := e.rec[k]
@@ -105,6 +106,14 @@ func (e *Engine) record(ctx context.Context, conn driver.Conn, specs []*Spec, no
 			e.markDirty(k) // catching up: more than the late window changes
 		}
 		var err error
+		if m := e.mem[k]; m != nil && !e.memDirty[k] && from.Before(target) {
+			// Steady state: aggregate in Go, write in the cycle's batch.
+			if err = e.aggregateWarm(ctx, conn, s, m, from, target, &batch); err == nil {
+				warm = append(warm, todo{s, st})
+			}
+			e.setRecErr(s.Name, err)
+			continue
+		}
 		// A long outage of the engine: catch up in chunks.
 		for from.Before(target) && err == nil {
 			to := from.Add(e.cfg.BackfillChunk)
@@ -126,6 +135,23 @@ func (e *Engine) record(ctx context.Context, conn driver.Conn, specs []*Spec, no
 			saved = append(saved, todo{s, st})
 			if st.coveredFrom.After(s.needed(target)) {
 				back = append(back, todo{s, st})
+			}
+		}
+	}
+	if len(warm) > 0 {
+		if err := batch.send(ctx, conn); err != nil {
+			for _, t := range warm {
+				e.markDirty(recKey{t.s.Name, t.s.Hash()})
+				e.setRecErr(t.s.Name, err)
+			}
+			return fmt.Errorf("record: %w", err)
+		}
+		for _, t := range warm {
+			t.st.recordedTo = target
+			e.settleMem(t.s, t.st)
+			saved = append(saved, t)
+			if t.st.coveredFrom.After(t.s.needed(target)) {
+				back = append(back, t)
 			}
 		}
 	}
@@ -288,4 +314,109 @@ WHERE slo = %s AND spec_hash = %d AND minute >= toDateTime(%d) AND minute < toDa
 	}
 	e.settled[k] = to
 	return nil
+}
+
+// cycleBatch collects the minute and hour rows of the warm SLOs of one
+// cycle: two inserts per cycle, whatever the number of SLOs.
+type cycleBatch struct {
+	minutes, hours []countRow
+}
+
+type countRow struct {
+	slo  string
+	hash uint64
+	grp  string
+	t    time.Time
+	c    Counts
+}
+
+func (b *cycleBatch) send(ctx context.Context, conn driver.Conn) error {
+	v := uint64(time.Now().UnixNano())
+	for _, part := range []struct {
+		table, col string
+		rows       []countRow
+	}{{"slo_minutes", "minute", b.minutes}, {"slo_hours", "hour", b.hours}} {
+		if len(part.rows) == 0 {
+			continue
+		}
+		bt, err := conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s (slo, spec_hash, grp, %s, good, total, version)", part.table, part.col))
+		if err != nil {
+			return err
+		}
+		for _, r := range part.rows {
+			if err := bt.Append(r.slo, r.hash, r.grp, r.t, r.c.Good, r.c.Total, v); err != nil {
+				_ = bt.Abort()
+				return err
+			}
+		}
+		if err := bt.Send(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// aggregateWarm re-aggregates [from, to) from raw data into memory and the
+// cycle's batch, then the hours touched from the minutes in memory (every
+// minute of those hours is in memory: late_window ≤ MinuteSpan).
+func (e *Engine) aggregateWarm(ctx context.Context, conn driver.Conn, s *Spec, m *memSLO, from, to time.Time, b *cycleBatch) error {
+	rows, err := conn.Query(ctx, s.MinuteQuery(from, to))
+	if err != nil {
+		return fmt.Errorf("SLO %q: record minutes %s–%s: %w", s.Name, from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+	}
+	defer rows.Close()
+	hash := s.Hash()
+	for rows.Next() {
+		var r countRow
+		if err := rows.Scan(&r.grp, &r.t, &r.c.Good, &r.c.Total); err != nil {
+			return fmt.Errorf("SLO %q: record minutes: %w", s.Name, err)
+		}
+		r.slo, r.hash, r.t = s.Name, hash, r.t.UTC()
+		m.get(r.grp).minutes[r.t.Unix()] = r.c
+		b.minutes = append(b.minutes, r)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("SLO %q: record minutes: %w", s.Name, err)
+	}
+	for h := floorHour(from); h.Before(to); h = h.Add(time.Hour) {
+		for grp, sr := range m.series {
+			var c Counts
+			for t := h.Unix(); t < h.Unix()+3600; t += 60 {
+				v := sr.minutes[t]
+				c.Good += v.Good
+				c.Total += v.Total
+			}
+			if c.Total == 0 && sr.hours[h.Unix()].Total == 0 {
+				continue
+			}
+			sr.hours[h.Unix()] = c
+			b.hours = append(b.hours, countRow{slo: s.Name, hash: hash, grp: grp, t: h, c: c})
+		}
+	}
+	return nil
+}
+
+// settleMem is settle for SLOs in memory.
+func (e *Engine) settleMem(s *Spec, st *recState) {
+	k := recKey{s.Name, s.Hash()}
+	to := floorMinute(st.recordedTo.Add(-e.cfg.LateWindow))
+	from, ok := e.settled[k]
+	if !ok || from.Before(st.coveredFrom) || from.Before(to.Add(-MinuteSpan)) {
+		e.settled[k] = to
+		return
+	}
+	m := e.mem[k]
+	for grp, sr := range m.series {
+		var c Counts
+		for t := from.Unix(); t < to.Unix(); t += 60 {
+			v := sr.minutes[t]
+			c.Good += v.Good
+			c.Total += v.Total
+		}
+		if c.Total > 0 {
+			e.metrics.goodTotal.WithLabelValues(s.Name, grp).Add(float64(c.Good))
+			e.metrics.eventsTotal.WithLabelValues(s.Name, grp).Add(float64(c.Total))
+		}
+	}
+	e.settled[k] = to
 }
