@@ -90,6 +90,7 @@ func TestDNSDryRunChangesNothing(t *testing.T) {
 }
 
 func TestDNSConcurrentChangeNotClobbered(t *testing.T) {
+	need(t, "nsupdate")
 	b := startBIND(t)
 	f := newFixture(t, dnsConfig(b), newStatus([]string{"eu", "us"}, "eu"), strings.Replace(dnsRunbook, "%s", "", 1))
 	id := f.fire(t, "edge-failover", "fp1", labels("eu"))

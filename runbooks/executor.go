@@ -696,8 +696,8 @@ func (e *Executor) awaitApproval(r *Run) bool {
 		e.setState(r, StateCancelled, "cancelled by "+d.user)
 	case <-timer.C:
 		e.record(r, AuditRecord{Kind: "approval", Decision: "expired", Detail: "no operator approved within " + t.String()})
-		e.setState(r, StateExpired, "approval expired after "+t.String())
 		e.raise(r, "approval expired after "+t.String())
+		e.setState(r, StateExpired, "approval expired after "+t.String())
 	case <-e.ctx.Done():
 		e.record(r, AuditRecord{Kind: "approval", Decision: "cancelled", Detail: "Meridian stopped"})
 		e.setState(r, StateCancelled, "Meridian stopped while awaiting approval")
@@ -808,12 +808,15 @@ func (e *Executor) verify(ctx context.Context, r *Run, v *Verify) (bool, string)
 // fail undoes the applied steps in reverse order and escalates.
 func (e *Executor) fail(r *Run, why string) {
 	ok := e.undoAll(r, "rollback")
+	// Escalate before the final state, so that whoever waits for the state
+	// sees the escalation too.
 	if ok {
+		e.raise(r, why)
 		e.setState(r, StateRolledBack, why)
 	} else {
+		e.raise(r, why+"; rollback incomplete")
 		e.setState(r, StateRollbackFailed, why+"; rollback incomplete")
 	}
-	e.raise(r, why)
 }
 
 // undoAll runs the undo of every applied step, newest first. Undo uses its
@@ -915,8 +918,8 @@ func (e *Executor) restore(r *Run) {
 	if ok {
 		e.setState(r, StateRestored, "alert resolved")
 	} else {
-		e.setState(r, StateRollbackFailed, "restore incomplete")
 		e.raise(r, "restore after resolve failed")
+		e.setState(r, StateRollbackFailed, "restore incomplete")
 	}
 }
 

@@ -61,8 +61,14 @@ runbooks:
 	rc.mu.Unlock()
 	close(hold)
 	run := f.wait(t, id, StateRolledBack)
-	if !hasAudit(run, "cancel", "requested", "") || run.Audit[len(run.Audit)-1].Kind != "escalate" {
+	if !hasAudit(run, "cancel", "requested", "") || !hasAudit(run, "undo", "ok", "rollback: first") {
 		t.Errorf("audit:%s", auditText(run))
+	}
+	for i := 0; i < 200 && len(f.escalations()) == 0; i++ { // raised just after the state change
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(f.escalations()) != 1 {
+		t.Errorf("escalations %d, want 1", len(f.escalations()))
 	}
 	var phases []string
 	for _, ev := range rc.got() {

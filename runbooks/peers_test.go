@@ -80,7 +80,7 @@ func need(t testing.TB, bins ...string) {
 	for _, b := range bins {
 		if _, err := exec.LookPath(b); err != nil {
 			chtest.Unavailable(t, "%s not installed (Debian package %s)", b, map[string]string{
-				"named": "bind9", "tsig-keygen": "bind9", "dig": "bind9-dnsutils", "gobgpd": "gobgpd", "gobgp": "gobgpd"}[b])
+				"named": "bind9", "tsig-keygen": "bind9", "dig": "bind9-dnsutils", "nsupdate": "bind9-dnsutils", "gobgpd": "gobgpd", "gobgp": "gobgpd"}[b])
 		}
 	}
 }
