@@ -322,6 +322,15 @@ func waitSLOData(ctx context.Context, a *app.App, limit time.Duration, stdout io
 			}
 		}
 		if why == "" {
+			// The server's runbooks count a region with any firing alert
+			// (tickets too) as unhealthy: say so, the drill will show it.
+			for _, st := range a.SLO.Statuses() {
+				for _, c := range st.Conditions {
+					if st.SLO == gameday.SLOName && c.Firing {
+						fmt.Fprintf(stdout, "  Note: region %s has alert %s firing (a young state directory counts early losses against a small total); runbooks will not move traffic to it.\n", st.Group, c.Name)
+					}
+				}
+			}
 			return nil
 		}
 		if time.Now().After(deadline) {
