@@ -297,6 +297,9 @@ hold:
 		case w.matchedRun == "" && w.firstAlert(dr.Region) && el > 10*time.Second+durationSince(d, dr.Region):
 			// Alert fired and no runbook started within 10 s of it.
 			break hold
+		case w.matchedEnded:
+			// The run ended without acting (blocked by a guardrail, …).
+			break hold
 		}
 		if el >= dr.MaxHold {
 			break hold
@@ -432,6 +435,8 @@ type watcher struct {
 	acted       bool
 	otherRuns   int
 	restoreWait map[string]bool
+	// matchedEnded: the drill region's run ended without an action.
+	matchedEnded bool
 }
 
 func (w *watcher) event(at time.Time, region, kind, detail string) {
@@ -511,6 +516,12 @@ func (w *watcher) poll() {
 			}
 		}
 		w.seen[run.ID] = len(run.Audit)
+		if run.ID == w.matchedRun && w.firstAction.IsZero() {
+			switch run.State {
+			case runbooks.StateBlocked, runbooks.StateExpired, runbooks.StateCancelled, runbooks.StateRolledBack, runbooks.StateRollbackFailed:
+				w.matchedEnded = true
+			}
+		}
 		if run.State == runbooks.StateRestored && run.Group == w.d.region && w.restored.IsZero() {
 			w.restored = run.UpdatedAt
 			w.event(run.UpdatedAt, run.Group, EvRestoreDone, fmt.Sprintf("run %s restored: %s", run.ID, run.Reason))
