@@ -281,7 +281,7 @@ func endpointCases(regions, targets int, end time.Time) []endpointCase {
 			endpointCase{"probes/series range=" + rng + " region (src or target)", "/api/v1/probes/series", func(i int) url.Values {
 				return with(span(rng), "region", region(i))
 			}},
-			endpointCase{"probes/summary range=" + rng + " (all 1000 paths)", "/api/v1/probes/summary", func(i int) url.Values {
+			endpointCase{"probes/summary range=" + rng + " (all paths)", "/api/v1/probes/summary", func(i int) url.Values {
 				return with(span(rng), "limit", "5000")
 			}},
 			endpointCase{"probes/matrix range=" + rng, "/api/v1/probes/matrix", func(i int) url.Values {
