@@ -7,7 +7,7 @@ PKGS := ./...
 GOTESTFLAGS ?=
 FUZZTIME ?= 10s
 
-.PHONY: help build test test-race bench fuzz lint demo deps clean
+.PHONY: help build test test-race bench fuzz lint demo deps assets clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ lint: ## gofmt, go vet, and staticcheck when installed
 
 demo: ## install what is missing, build, and run Meridian on its embedded default
 	@bash scripts/demo.sh
+
+assets: ## rebuild the vendored dashboard assets from npm (uPlot), then commit web/ui/vendor
+	cd web/ui && npm ci && npm run build
 
 clean: ## remove build outputs
 	rm -rf $(BIN)
