@@ -25,7 +25,7 @@ type Config struct {
 	MaxBatchBytes int64 `yaml:"max_batch_bytes"`
 	// StateFile keeps registrations and the last delivered batch per agent
 	// across restarts (deduplication); relative to the state directory.
-	StateFile string `yaml:"state_file"`
+	StateFile string `yaml:"state_path"`
 }
 
 // CheckConfig defines one check and who runs it.
@@ -95,7 +95,7 @@ func (c Config) Validate(r *config.Reporter) {
 		r.Errorf("max_batch_bytes", "expected at least 65536, got %d", c.MaxBatchBytes)
 	}
 	if c.StateFile == "" {
-		r.Errorf("state_file", "expected a path")
+		r.Errorf("state_path", "expected a path")
 	}
 	names := map[string]bool{}
 	for i, ch := range c.Checks {

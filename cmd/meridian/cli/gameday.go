@@ -129,11 +129,6 @@ func simPrepare(ctx context.Context, cfgPath string, dryRun bool, stdout io.Writ
 			return "", nil, err
 		}
 	}
-	// probes.state_file cannot be written in YAML (the loader reads every
-	// KEY_file as a secret); its default is what the demo wants.
-	if p, ok := m["probes"].(map[string]any); ok {
-		delete(p, "state_file")
-	}
 	out, err := yaml.Marshal(m)
 	if err != nil {
 		n.Stop()
