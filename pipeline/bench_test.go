@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -56,6 +57,27 @@ func benchStore(b *testing.B) *store.Store {
 	b.Cleanup(func() { _ = st.Stop(context.Background()) })
 	if !st.Ready() {
 		chtest.Unavailable(b, "clickhouse not ready")
+	}
+	// MERIDIAN_BENCH_NO_MV=1 drops the rollups' materialized views, to see
+	// what the inserts cost without the server-side aggregation.
+	if os.Getenv("MERIDIAN_BENCH_NO_MV") == "1" {
+		ctx := context.Background()
+		rows, err := st.Conn().Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'MaterializedView'")
+		if err != nil {
+			b.Fatal(err)
+		}
+		var views []string
+		for rows.Next() {
+			var v string
+			rows.Scan(&v)
+			views = append(views, v)
+		}
+		rows.Close()
+		for _, v := range views {
+			if err := st.Conn().Exec(ctx, "DROP TABLE "+v); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	return st
 }
