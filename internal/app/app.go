@@ -209,6 +209,9 @@ type Options struct {
 	Stderr io.Writer
 	// Started, when set, is called with the app once every component runs.
 	Started func(*App)
+	// Stopping, when set, is called when the stop begins, before any
+	// component stops (to stop what feeds the server first).
+	Stopping func()
 	// ShutdownTimeout bounds the graceful stop.
 	ShutdownTimeout time.Duration
 }
@@ -266,6 +269,9 @@ func Run(ctx context.Context, opts Options) error {
 		opts.Started(a)
 	}
 	<-ctx.Done()
+	if opts.Stopping != nil {
+		opts.Stopping()
+	}
 	log.Info("stopping: flushing everything in flight")
 	sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
 	defer cancel()

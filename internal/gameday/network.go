@@ -365,22 +365,30 @@ func (s Snapshot) Diff(o Snapshot) []string {
 
 // Stop stops the agents, the peers and the regions (every fault removed).
 func (n *Network) Stop() {
+	n.StopAgents()
 	n.mu.Lock()
-	agents := n.agents
-	n.agents = nil
 	stops := n.stops
 	n.stops = nil
 	n.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	for _, a := range agents {
-		_ = a.Stop(ctx)
-	}
 	for _, r := range n.Regions {
 		r.SetFault(Fault{})
 	}
 	for i := len(stops) - 1; i >= 0; i-- {
 		stops[i]()
+	}
+}
+
+// StopAgents stops the simulated agents (delivering what they hold while
+// the server still runs); Stop calls it too.
+func (n *Network) StopAgents() {
+	n.mu.Lock()
+	agents := n.agents
+	n.agents = nil
+	n.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, a := range agents {
+		_ = a.Stop(ctx)
 	}
 }
 

@@ -53,6 +53,13 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		printBanner(stdout, a)
+	}, Stopping: func() {
+		// The simulated agents and senders stop before the server, so that
+		// they do not retry against it while it stops.
+		if stopSim != nil {
+			stopSim()
+			stopSim = nil
+		}
 	}})
 	if stopSim != nil {
 		stopSim()

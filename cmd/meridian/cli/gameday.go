@@ -172,6 +172,7 @@ func simAttach(ctx context.Context, a *app.App, stdout io.Writer) (*gameday.Runn
 	if err := n.StartAgents(ctx, a.Web.URL()); err != nil {
 		return nil, stop, err
 	}
+	stops = append(stops, n.StopAgents)
 	tctx, cancel := context.WithCancel(context.Background())
 	stops = append(stops, cancel)
 	if addr := cfgString(a, "Firewall", "Syslog", "UDP"); addr != "" {
