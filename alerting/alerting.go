@@ -141,6 +141,9 @@ type Alerting struct {
 type state struct {
 	alert    Alert
 	lastSent time.Time
+	// expires is when an alert raised by another component (Raise)
+	// resolves by itself; zero for the SLO alerts.
+	expires time.Time
 }
 
 // New builds the component; no I/O.
@@ -327,6 +330,32 @@ func (a *Alerting) publish(batch []Alert) {
 	a.pending <- batch
 }
 
+// Raise delivers an alert of another component — a runbook's escalation —
+// to Alertmanager like Meridian's own: re-sent while it fires, resolved by
+// itself after ttl. It is listed by the alerts API and written to the alerts
+// table, but not handed to subscribers (a runbook's escalation never starts
+// a runbook: no loops).
+func (a *Alerting) Raise(al Alert, ttl time.Duration) {
+	now := a.now()
+	al = copyAlert(al)
+	if al.Fingerprint == "" {
+		al.Fingerprint = Fingerprint(al.Labels)
+	}
+	if al.StartsAt.IsZero() {
+		al.StartsAt = now
+	}
+	al.Status, al.EndsAt = StatusFiring, time.Time{}
+	if al.Source == "" {
+		al.Source = "meridian"
+	}
+	a.mu.Lock()
+	a.active[al.Fingerprint] = &state{alert: al, expires: now.Add(ttl)}
+	a.mu.Unlock()
+	a.transitions.WithLabelValues(StatusFiring, al.Labels["severity"]).Inc()
+	a.resend(now)
+	a.store([]Alert{al})
+}
+
 // Fingerprint is Alertmanager's fingerprint of a label set.
 func Fingerprint(ls map[string]string) string {
 	m := make(model.LabelSet, len(ls))
@@ -383,6 +412,10 @@ func (a *Alerting) resend(now time.Time) {
 	a.mu.Lock()
 	for fp, s := range a.active {
 		switch {
+		case s.alert.Firing() && !s.expires.IsZero() && !now.Before(s.expires):
+			s.alert.Status = StatusResolved
+			s.alert.EndsAt = now
+			s.lastSent = time.Time{}
 		case s.alert.Firing():
 		case now.Sub(s.alert.EndsAt) > a.cfg.KeepResolved:
 			delete(a.active, fp)

@@ -100,7 +100,10 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	// status they verify with. (Escalations only reach the audit log and the
 	// server log until alerting can send an alert of another component.)
 	a.Runbooks, err = runbooks.New(cfg.Runbooks, runbooks.Deps{Log: log, Registry: a.Registry, ClickHouse: a.Store.Conn,
-		Status: rbadapt.SLOStatus{Engine: a.SLO}})
+		Status: rbadapt.SLOStatus{Engine: a.SLO},
+		// A failed run's escalation goes to Alertmanager like the SLO
+		// alerts, firing for an hour unless Alertmanager's own routing acks it.
+		Escalate: func(x runbooks.Alert) { a.Alerting.Raise(rbadapt.ToAlerting(x), time.Hour) }})
 	if err != nil {
 		return nil, err
 	}
