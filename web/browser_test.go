@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/meridian-obs/meridian/internal/config"
+	"github.com/meridian-obs/meridian/internal/gameday/timeline"
 	"github.com/meridian-obs/meridian/internal/testutil/chtest"
 	"github.com/meridian-obs/meridian/runbooks"
 )
@@ -164,6 +165,19 @@ func waitingRun(t *testing.T, e *runbooks.Executor, region string) string {
 	}
 	t.Fatalf("no run awaiting approval for %s", region)
 	return ""
+}
+
+// seedGameday stores one finished drill (as `meridian gameday` does).
+func seedGameday(t *testing.T, conn driver.Conn, now time.Time) {
+	t.Helper()
+	f := func(v float64) *float64 { return &v }
+	r := &timeline.Result{ID: "gd-test-1", Region: "ap-south", Fault: "outage", Start: now.Add(-2 * time.Hour),
+		End: now.Add(-2*time.Hour + 6*time.Minute), Detect: f(56.9), Act: f(57.2), Recover: f(274), Restore: f(275),
+		FaultHeld: 60, Outcome: "recovered",
+		Events: []timeline.Event{{At: now.Add(-2 * time.Hour), Region: "ap-south", Kind: "fault", Detail: "outage injected"}}}
+	if err := timeline.Store(context.Background(), conn, r); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // mountRunbooks mounts the runbooks API as the lead should in internal/app:
@@ -335,7 +349,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	exe, webhooks := startRunbooks(t)
 	runEU := waitingRun(t, exe, "eu-west")
 
-	s := startServer(t, conn, t.TempDir(), func(s *Server) { mountRunbooks(s, exe) })
+	seedGameday(t, conn, now)
+	s := startServer(t, conn, t.TempDir(), func(s *Server) {
+		mountRunbooks(s, exe)
+		gd := timeline.Handler(func() driver.Conn { return conn })
+		s.Mount("GET /api/v1/gamedays", Viewer, gd)
+		s.Mount("GET /api/v1/gamedays/{id}", Viewer, gd)
+	})
 	must(t, s.Users().Add("olivia", RoleOperator, "operator-password-1"))
 	must(t, s.Users().Add("vic", RoleViewer, "viewer-password-1"))
 	base := s.URL() + "/"
@@ -364,6 +384,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		{"alerts", 0, []string{"SLOBurnRateHigh", "dns blip", "resolved"}},
 		{"runs", 0, []string{"notify-ops", "awaiting_approval"}},
 		{"run/" + runEU, 0, []string{"tell-ops", "Audit log", "Approve"}},
+		{"gamedays", 0, []string{"Per region", "MTTD", "57 s", "outage", "ap-south"}},
 	}
 	for i, p := range pages {
 		t.Run(strings.SplitN(p.route, "?", 2)[0], func(t *testing.T) {

@@ -615,6 +615,46 @@
     })));
   }
 
+  // Game days: MTTD/MTTA/MTTR per region and every drill with its timeline
+  // (GET /api/v1/gamedays, served by the game-day component).
+  pages.gamedays = function (view, seq) {
+    view.appendChild(h("h1", { text: "Game days" }));
+    var q = new URLSearchParams();
+    var region = route().params.get("region");
+    if (region) q.set("region", region);
+    return get("/api/v1/gamedays", q).then(function (r) {
+      if (seq !== renderSeq) return;
+      if (!r.ok) {
+        view.appendChild(missing(r) ? empty("The game-day API is not enabled.", "Run drills with `meridian gameday --region REGION --fault outage` (or `make demo`, then `meridian gameday`).") : failed(r, "Game days"));
+        return;
+      }
+      var sum = r.data.summary || [], drills = r.data.gamedays || [];
+      if (!drills.length) {
+        view.appendChild(empty("No drill yet.", "Run `meridian gameday --region eu --fault outage` to measure detection and recovery."));
+        return;
+      }
+      var grid = h("div", { class: "grid" });
+      append(grid, [
+        card("Per region", h("table", { "data-testid": "gameday-summary" },
+          h("thead", null, h("tr", null, ["Region", "Drills", "Detected", "MTTD", "MTTA", "MTTR"].map(function (x) { return h("th", { text: x }); }))),
+          h("tbody", null, sum.map(function (s) {
+            return h("tr", null, h("td", null, h("a", { href: href("gamedays", "", { region: s.region }), text: s.region })), h("td", { text: String(s.drills) }),
+              h("td", { text: String(s.detected) }), h("td", { text: fmtDur(s.mttd_s) }), h("td", { text: fmtDur(s.mtta_s) }), h("td", { text: fmtDur(s.mttr_s) }));
+          })))),
+        card("Drills", h("table", { "data-testid": "gameday-drills" },
+          h("thead", null, h("tr", null, ["Started", "Region", "Fault", "Dry run", "Detect", "Act", "Recover", "Outcome"].map(function (x) { return h("th", { text: x }); }))),
+          h("tbody", null, drills.map(function (d) {
+            return h("tr", null, h("td", { text: fmtTime(d.start) }), h("td", { text: d.region }), h("td", { text: d.fault }), h("td", { text: d.dry_run ? "yes" : "no" }),
+              h("td", { text: fmtDur(d.time_to_detect_s) }), h("td", { text: fmtDur(d.time_to_act_s) }), h("td", { text: fmtDur(d.time_to_recover_s) }), h("td", null, chip(d.outcome || "–")));
+          }))), true),
+        card("Timeline", timeline(drills.map(function (d) {
+          return { key: d.region + " " + d.fault, start: d.start, end: d.end, resolved: !!d.time_to_recover_s };
+        }), new Date(Math.min.apply(null, drills.map(function (d) { return new Date(d.start).getTime(); }))).toISOString(), new Date().toISOString()), true)
+      ]);
+      view.appendChild(grid);
+    });
+  };
+
   pages.runs = function (view, seq) {
     view.appendChild(h("h1", { text: "Runbook runs" }));
     var grid = h("div", { class: "grid" });
