@@ -8,40 +8,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/meridian-obs/meridian/internal/testutil/chtest"
-	"github.com/meridian-obs/meridian/pipeline"
-	"github.com/meridian-obs/meridian/pipeline/store"
+	"github.com/meridian-obs/meridian/internal/testutil/pipetest"
 )
 
 // TestIntoClickHouse sends syslog over TCP through the real pipeline into
 // ClickHouse and checks the firewall_events rows.
 func TestIntoClickHouse(t *testing.T) {
-	scfg := chtest.Config(t)
-	reg := prometheus.NewRegistry()
-	st, err := store.New(scfg, store.Deps{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, p, reg := pipetest.Start(t, 500)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if err := st.Start(ctx); err != nil {
-		chtest.Unavailable(t, "store start: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Stop(context.Background()) })
-	pcfg := pipeline.DefaultConfig()
-	pcfg.FlushRows = 500
-	pcfg.FlushInterval = 50 * time.Millisecond
-	pcfg.SpoolDir = t.TempDir()
-	p, err := pipeline.New(pcfg, pipeline.Deps{Store: st, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	cfg := DefaultConfig()
 	cfg.Syslog.TCP = "127.0.0.1:0"
 	cfg.Devices = []DeviceConfig{{Name: "pa-fw1", Region: "eu-west", Site: "dub1"}}

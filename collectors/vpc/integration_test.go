@@ -8,11 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/meridian-obs/meridian/internal/testutil/chtest"
-	"github.com/meridian-obs/meridian/pipeline"
-	"github.com/meridian-obs/meridian/pipeline/store"
+	"github.com/meridian-obs/meridian/internal/testutil/pipetest"
 )
 
 func TestMain(m *testing.M) { chtest.Main(m) }
@@ -20,29 +17,9 @@ func TestMain(m *testing.M) { chtest.Main(m) }
 // TestIngestIntoClickHouse runs IngestPath (what `meridian ingest vpc-logs`
 // runs) through the real pipeline into the flows table.
 func TestIngestIntoClickHouse(t *testing.T) {
-	scfg := chtest.Config(t)
-	reg := prometheus.NewRegistry()
-	st, err := store.New(scfg, store.Deps{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, p, _ := pipetest.Start(t, 1000)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if err := st.Start(ctx); err != nil {
-		chtest.Unavailable(t, "store start: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Stop(context.Background()) })
-	pcfg := pipeline.DefaultConfig()
-	pcfg.FlushRows = 1000
-	pcfg.FlushInterval = 50 * time.Millisecond
-	pcfg.SpoolDir = t.TempDir()
-	p, err := pipeline.New(pcfg, pipeline.Deps{Store: st, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	// 3000 accepted records (bytes 1..3000), a reject, NODATA, a bad line, v5 in gzip.
 	plain := strings.Join(DefaultFields, " ") + "\n" + manyLines(3000) + v2Reject + "\n" + v2NoData + "\nbroken line\n"
