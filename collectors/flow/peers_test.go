@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/meridian-obs/meridian/internal/testutil/chtest"
+	"github.com/meridian-obs/meridian/internal/testutil/pipetest"
 	"github.com/meridian-obs/meridian/pipeline"
 	"github.com/meridian-obs/meridian/pipeline/store"
 )
@@ -53,31 +54,9 @@ type stack struct {
 
 func newStack(t testing.TB, cfg Config) *stack {
 	t.Helper()
-	scfg := chtest.Config(t)
-	reg := prometheus.NewRegistry()
-	st, err := store.New(scfg, store.Deps{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, p, reg := pipetest.Start(t, pipeline.DefaultConfig().FlushRows)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := st.Start(ctx); err != nil {
-		chtest.Unavailable(t, "store: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Stop(context.Background()) })
-	if st.Conn() == nil {
-		t.Fatal("store did not connect and migrate (see its warning above)")
-	}
-	pcfg := pipeline.DefaultConfig()
-	pcfg.SpoolDir = t.TempDir()
-	pcfg.FlushInterval = 100 * time.Millisecond
-	p, err := pipeline.New(pcfg, pipeline.Deps{Store: st, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	c, err := New(cfg, Deps{Registry: reg, Sink: p.Flows()})
 	if err != nil {
 		t.Fatal(err)
