@@ -138,7 +138,7 @@ func (e *Engine) refresh(ctx context.Context, conn driver.Conn, specs []*Spec, e
 			delete(e.memDirty, k)
 		}
 	}
-	// Warm SLOs are kept up to date by the recorder itself (aggregateWarm).
+	// Warm SLOs are kept up to date by the recorder itself (aggregateWarmAll).
 	_ = warm
 	// Minutes of the partial first hour of long windows.
 	byHour := map[int64][]recKey{}
