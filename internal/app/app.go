@@ -264,6 +264,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the SLO files: a file that fails validation keeps its
+	// previous SLOs and the error is logged and counted.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
@@ -271,7 +276,19 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Started != nil {
 		opts.Started(a)
 	}
-	<-ctx.Done()
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			if err := a.Reload(); err != nil {
+				log.Error("reload: some SLO files were rejected", "err", err)
+			} else {
+				log.Info("reloaded the SLO files", "slos", len(a.SLO.Specs()))
+			}
+		}
+	}
 	if opts.Stopping != nil {
 		opts.Stopping()
 	}
@@ -287,6 +304,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	return err
 }
+
+// Reload re-reads what may change without a restart: the SLO files.
+func (a *App) Reload() error { return a.SLO.Reload() }
 
 func displayPath(p string) string {
 	if p == "" {
