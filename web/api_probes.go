@@ -91,7 +91,9 @@ func probeWhere(q query) (string, []any) {
 // probeTable picks the rollup of a series: the daily one for ranges over 7
 // days, the hourly one (rows keyed by path) for ranges over 12 hours or
 // steps of whole hours, else the 5-minute one (keyed by time first). The
-// step is widened to a multiple of the table's bucket.
+// step is widened to a multiple of the table's bucket. (probeSeries reads
+// probe_rollup_region_1h instead of the hourly and daily ones when the only
+// filter is region.)
 func probeTable(q *query) string {
 	widen := func(g time.Duration) {
 		if q.Step < g || q.Step%g != 0 {
@@ -132,6 +134,21 @@ func rangeTable(q query) string {
 
 // bandLevels are the quantiles of the smoke band.
 var bandLevels = []float64{0.05, 0.25, 0.5, 0.75, 0.95}
+
+// histSQL selects the sum of probe RTT histograms (store.ProbeHistBins) as
+// two columns, the bins and their counts, that denseHist reads.
+const histSQL = "tupleElement(sumMap(`rtt_histMap.bin`, `rtt_histMap.n`) AS h, 1), tupleElement(h, 2)"
+
+// denseHist spreads a sparse histogram (bins, counts) over every bin.
+func denseHist(bins []uint8, counts []uint64) []uint64 {
+	h := make([]uint64, store.ProbeHistBins)
+	for i, b := range bins {
+		if int(b) < len(h) && i < len(counts) {
+			h[b] += counts[i]
+		}
+	}
+	return h
+}
 
 // histQuantiles reads quantiles from a probe RTT histogram (see
 // store.ProbeHistBins): the bin holding the rank, interpolated
@@ -209,9 +226,14 @@ func (s *Server) probeSeries(ctx context.Context, conn driver.Conn, r *http.Requ
 	table := probeTable(&q)
 	alignFrom(&q, table)
 	w, args := probeWhere(q)
+	if v, ok := q.Filters["region"]; ok && len(q.Filters) == 1 && table != "probe_rollup_5m" {
+		// The region view over hours or days: its own rollup, one row per
+		// region and hour instead of every path from or to the region.
+		table, w, args = "probe_rollup_region_1h", " AND region = ?", []any{v}
+	}
 	step := int64(q.Step / time.Second)
-	sql := `SELECT toUInt32(intDiv(toUInt32(t), ?) * ?) AS b, countMerge(n_rounds), sumMerge(n_sent), sumMerge(n_received),
-	sumForEachMerge(rtt_hist), minIfMerge(rtt_min), maxIfMerge(rtt_max), avgIfMerge(jitter)
+	sql := `SELECT toUInt32(intDiv(toUInt32(t), ?) * ?) AS b, sum(n_rounds), sum(n_sent), sum(n_received),
+	` + histSQL + `, minIfMerge(rtt_min), maxIfMerge(rtt_max), avgIfMerge(jitter)
 FROM ` + table + ` WHERE t >= toDateTime(?) AND t < toDateTime(?)` + w + `
 GROUP BY b ORDER BY b`
 	all := append([]any{step, step, q.From.Unix(), q.To.Unix()}, args...)
@@ -229,13 +251,14 @@ GROUP BY b ORDER BY b`
 		var (
 			b                  uint32
 			rounds, sent, recv uint64
-			hist               []uint64
+			bins               []uint8
+			counts             []uint64
 			mn, mx, jit        float64
 		)
-		if err := rows.Scan(&b, &rounds, &sent, &recv, &hist, &mn, &mx, &jit); err != nil {
+		if err := rows.Scan(&b, &rounds, &sent, &recv, &bins, &counts, &mn, &mx, &jit); err != nil {
 			return nil, err
 		}
-		qs := histQuantiles(hist, bandLevels)
+		qs := histQuantiles(denseHist(bins, counts), bandLevels)
 		out.T = append(out.T, int64(b))
 		out.Rounds = append(out.Rounds, rounds)
 		out.Sent = append(out.Sent, sent)
@@ -286,8 +309,8 @@ func (s *Server) probeSummary(ctx context.Context, conn driver.Conn, r *http.Req
 	table := rangeTable(q)
 	alignFrom(&q, table)
 	w, args := probeWhere(q)
-	sql := `SELECT src_region, target_region, target, countMerge(n_rounds), sumMerge(n_sent), sumMerge(n_received),
-	sumForEachMerge(rtt_hist), avgIfMerge(jitter), maxMerge(last_seen)
+	sql := `SELECT src_region, target_region, target, sum(n_rounds), sum(n_sent), sum(n_received),
+	` + histSQL + `, avgIfMerge(jitter), maxMerge(last_seen)
 FROM ` + table + ` WHERE t >= toDateTime(?) AND t < toDateTime(?)` + w + `
 GROUP BY src_region, target_region, target ORDER BY target, src_region LIMIT ?`
 	all := append([]any{q.From.Unix(), q.To.Unix()}, args...)
@@ -302,13 +325,14 @@ GROUP BY src_region, target_region, target ORDER BY target, src_region LIMIT ?`
 		var (
 			p          ProbePath
 			sent, recv uint64
-			hist       []uint64
+			bins       []uint8
+			counts     []uint64
 			jit        float64
 		)
-		if err := rows.Scan(&p.SrcRegion, &p.TargetRegion, &p.Target, &p.Rounds, &sent, &recv, &hist, &jit, &p.LastSeen); err != nil {
+		if err := rows.Scan(&p.SrcRegion, &p.TargetRegion, &p.Target, &p.Rounds, &sent, &recv, &bins, &counts, &jit, &p.LastSeen); err != nil {
 			return nil, err
 		}
-		qs := histQuantiles(hist, bandLevels)
+		qs := histQuantiles(denseHist(bins, counts), bandLevels)
 		if sent > 0 {
 			p.Loss = num(1 - float64(recv)/float64(sent))
 		}
@@ -338,8 +362,8 @@ func (s *Server) probeMatrix(ctx context.Context, conn driver.Conn, r *http.Requ
 	table := rangeTable(q)
 	alignFrom(&q, table)
 	w, args := probeWhere(q)
-	sql := `SELECT src_region, target_region, sumMerge(n_sent), sumMerge(n_received),
-	sumForEachMerge(rtt_hist)
+	sql := `SELECT src_region, target_region, sum(n_sent), sum(n_received),
+	` + histSQL + `
 FROM ` + table + ` WHERE t >= toDateTime(?) AND t < toDateTime(?)` + w + `
 GROUP BY src_region, target_region ORDER BY src_region, target_region LIMIT 10000`
 	rows, err := conn.Query(ctx, sql, append([]any{q.From.Unix(), q.To.Unix()}, args...)...)
@@ -352,12 +376,13 @@ GROUP BY src_region, target_region ORDER BY src_region, target_region LIMIT 1000
 		var (
 			c          ProbeCell
 			sent, recv uint64
-			hist       []uint64
+			bins       []uint8
+			counts     []uint64
 		)
-		if err := rows.Scan(&c.SrcRegion, &c.TargetRegion, &sent, &recv, &hist); err != nil {
+		if err := rows.Scan(&c.SrcRegion, &c.TargetRegion, &sent, &recv, &bins, &counts); err != nil {
 			return nil, err
 		}
-		qs := histQuantiles(hist, bandLevels)
+		qs := histQuantiles(denseHist(bins, counts), bandLevels)
 		if sent > 0 {
 			c.Loss = num(1 - float64(recv)/float64(sent))
 		}

@@ -225,6 +225,38 @@ func TestDataEndpoints(t *testing.T) {
 		}
 	})
 
+	t.Run("region series", func(t *testing.T) {
+		// The region view reads its own rollup; the same series through
+		// the path rollup (an extra filter that keeps every path) agrees.
+		var reg, paths ProbeSeries
+		if code := c.getJSON("/api/v1/probes/series?range=24h&region=eu-west", &reg); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+		if code := c.getJSON("/api/v1/probes/series?range=24h&region=eu-west&check=ping", &paths); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+		if reg.Source != "probe_rollup_region_1h" || paths.Source != "probe_rollup_1h" {
+			t.Fatalf("sources %s and %s, want probe_rollup_region_1h and probe_rollup_1h", reg.Source, paths.Source)
+		}
+		var total uint64
+		for _, n := range reg.Rounds {
+			total += n
+		}
+		if total != 72*6 { // eu-west as source (4 targets) or as target region (2 more)
+			t.Fatalf("rounds %d, want %d", total, 72*6)
+		}
+		if len(reg.T) != len(paths.T) {
+			t.Fatalf("points: %d and %d", len(reg.T), len(paths.T))
+		}
+		for i := range reg.T {
+			if reg.T[i] != paths.T[i] || reg.Rounds[i] != paths.Rounds[i] || reg.Received[i] != paths.Received[i] ||
+				*reg.Median[i] != *paths.Median[i] || *reg.P95[i] != *paths.P95[i] || *reg.Min[i] != *paths.Min[i] {
+				t.Fatalf("point %d differs: region rollup t=%d rounds=%d median=%v, path rollup t=%d rounds=%d median=%v",
+					i, reg.T[i], reg.Rounds[i], *reg.Median[i], paths.T[i], paths.Rounds[i], *paths.Median[i])
+			}
+		}
+	})
+
 	t.Run("probe summary and filters", func(t *testing.T) {
 		var all, one struct{ Paths []ProbePath }
 		c.getJSON("/api/v1/probes/summary?range=6h", &all)

@@ -2,72 +2,149 @@ package store
 
 import "strconv"
 
-// Rollups the dashboard reads (package web): probe results per 5 minutes and
-// per hour, filled by materialized views from probe_results. Each row holds
-// aggregate states per (agent source, target) series: the round count, the
-// packets sent and received, a histogram of the per-round median RTT over the
-// answered rounds (the "smoke" band, as a histogram), min/max RTT and mean jitter. Readers
-// merge the states (-Merge) over any coarser step, so a 30-day chart reads
-// ~720 rows per series instead of every round.
+// Rollups the dashboard reads (package web): probe results per 5 minutes,
+// per hour and per day, filled by materialized views from probe_results.
+// Each row sums up one (agent source, target) series over its bucket: the
+// round count, the packets sent and received, a histogram of the per-round
+// median RTT over the answered rounds (the "smoke" band), and aggregate
+// states of min/max RTT, mean jitter and the last round. Readers add the
+// counters and histograms and merge the states (-Merge) over any coarser
+// step, so a 30-day chart reads ~30 rows per series instead of every round.
 //
-// The band is a histogram (see ProbeHistBins). The tables are partitioned by day, so a time range only opens its
-// own days. Within a day, the 5-minute table is sorted by time first (short
-// ranges over every series: the overview, the paths table), the hourly table
-// by source region and target first with small granules (long ranges of one
-// path: the smoke chart over 7 or 30 days reads ~1 granule a day); the daily
-// table serves whole-range aggregates of every path over days. Measured on
-// 18.16 with web/loadtest.
+// The band is a sparse histogram (see ProbeHistBins): only the bins a
+// series' rounds fell in are stored. The tables are partitioned by day, so
+// a time range only opens its own days. Within a day, the 5-minute table is
+// sorted by time first (short ranges over every series: the overview, the
+// paths table); the hourly and daily tables are sorted by source region and
+// target first with small granules (long ranges of one path: the smoke
+// chart over 7 or 30 days reads ~1 granule a day, and a region filter reads
+// only the granules of its paths once its columns are read as PREWHERE).
+// Measured on 18.16 with web/loadtest (docs/dashboard.md).
+//
+// Migration 6004 replaced the first definitions (AggregatingMergeTree with a
+// dense histogram, sumForEach over 96 UInt64 bins, ~770 bytes a row): it
+// drops the three rollups and creates them again as defined below (on a new
+// database, it recreates the empty tables 6001–6003 just made). The rollups
+// are derived data; after 6004 they hold what was ingested since, and
+// docs/operations.md tells how to rebuild older days from probe_results
+// with ProbeRollupSelect.
 func init() {
 	Register(
 		Migration{
-			Version: 6001,
-			Name:    "probe_rollup_5m",
-			Statements: []string{
-				probeRollupTable("probe_rollup_5m", "t, src_region, target_region, target", 8192),
-				probeRollupView("probe_rollup_5m", "toStartOfFiveMinute(time)"),
-			},
+			Version:     6001,
+			Name:        "probe_rollup_5m",
+			Statements:  probeRollup(rollup5m),
 			Partitioned: []string{"probe_rollup_5m"},
 		},
 		Migration{
-			Version: 6002,
-			Name:    "probe_rollup_1h",
-			Statements: []string{
-				probeRollupTable("probe_rollup_1h", "src_region, target, t, target_region", 256),
-				probeRollupView("probe_rollup_1h", "toStartOfHour(time)"),
-			},
+			Version:     6002,
+			Name:        "probe_rollup_1h",
+			Statements:  probeRollup(rollup1h),
 			Partitioned: []string{"probe_rollup_1h"},
 		},
 		Migration{
-			Version: 6003,
-			Name:    "probe_rollup_1d",
-			Statements: []string{
-				probeRollupTable("probe_rollup_1d", "t, src_region, target_region, target", 256),
-				probeRollupView("probe_rollup_1d", "toStartOfDay(time)"),
-			},
+			Version:     6003,
+			Name:        "probe_rollup_1d",
+			Statements:  probeRollup(rollup1d),
 			Partitioned: []string{"probe_rollup_1d"},
 		},
+		Migration{
+			Version: 6004,
+			Name:    "probe_rollups_summing_sparse_histogram",
+			Statements: rollupStatements(
+				dropRollup(rollup5m), probeRollup(rollup5m),
+				dropRollup(rollup1h), probeRollup(rollup1h),
+				dropRollup(rollup1d), probeRollup(rollup1d)),
+		},
+		Migration{
+			Version: 6005,
+			Name:    "probe_rollup_region_1h",
+			Statements: []string{
+				probeRegionRollupTable,
+				`CREATE MATERIALIZED VIEW IF NOT EXISTS probe_rollup_region_1h_mv TO probe_rollup_region_1h AS ` +
+					ProbeRegionRollupSelect(""),
+			},
+			Partitioned: []string{"probe_rollup_region_1h"},
+		},
 	)
+}
+
+// ProbeRollup is one probe rollup and how to rebuild it from probe_results:
+// INSERT INTO Table (Columns) Select(where), a day at a time.
+type ProbeRollup struct {
+	Table, Columns string
+	Select         func(where string) string
+}
+
+// ProbeRollups lists every probe rollup (docs/operations.md).
+var ProbeRollups = []ProbeRollup{
+	rollup5m.rebuild(), rollup1h.rebuild(), rollup1d.rebuild(),
+	{"probe_rollup_region_1h", ProbeRegionRollupColumns, ProbeRegionRollupSelect},
+}
+
+func (r rollupDef) rebuild() ProbeRollup {
+	return ProbeRollup{r.name, ProbeRollupColumns, func(where string) string { return ProbeRollupSelect(r.bucket, where) }}
+}
+
+type rollupDef struct {
+	name, bucket, key string
+	granularity       int
+}
+
+var (
+	rollup5m = rollupDef{"probe_rollup_5m", "toStartOfFiveMinute(time)", "t, src_region, target_region, target", 1024}
+	rollup1h = rollupDef{"probe_rollup_1h", "toStartOfHour(time)", "src_region, target, t, target_region", 256}
+	rollup1d = rollupDef{"probe_rollup_1d", "toStartOfDay(time)", "src_region, target, t, target_region", 256}
+)
+
+func probeRollup(r rollupDef) []string {
+	return []string{probeRollupTable(r.name, r.key, r.granularity), probeRollupView(r.name, r.bucket)}
+}
+
+func dropRollup(r rollupDef) []string {
+	return []string{"DROP TABLE IF EXISTS " + r.name + "_mv", "DROP TABLE IF EXISTS " + r.name}
+}
+
+func rollupStatements(ss ...[]string) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, s...)
+	}
+	return out
 }
 
 // The smoke band: a histogram of the per-round median RTT over log-spaced
 // bins — bin i holds [ProbeHistBase·ProbeHistRatio^i, ·ProbeHistRatio)
 // milliseconds (the first and last bins are open-ended): 96 bins from 0.05 ms
-// to ~20 s, each 14.4 % wide. Merging histograms is an addition of arrays
-// (sumForEach), far cheaper than merging quantile sketches: a 30-day
-// aggregate of 1,000 paths merges 30,000 arrays in a few milliseconds where
-// t-digest states took seconds on 18.16. Quantiles are read from the merged
-// histogram (package web), within half a bin (±7 %).
+// to ~20 s, each 14.4 % wide. Quantiles are read from the merged histogram
+// (package web), within half a bin (±7 %).
+//
+// The histogram is sparse, a map from bin number to count in the nested
+// columns rtt_histMap.bin (UInt8) and rtt_histMap.n (UInt64): only the bins
+// a series' rounds fell in are stored, and one series rarely spreads over
+// more than a few bins in an hour or a day. The tables are
+// SummingMergeTree, which adds such maps by key when it merges rows (the
+// name must end in Map) and adds the plain counters (rounds, packets); the
+// columns of AggregateFunction type are merged as in AggregatingMergeTree.
+// Readers add maps with sumMap over the plain arrays. Measured on 18.16:
+// a dense array of 96 UInt64 (sumForEach, 768 bytes a row) made reading the
+// histogram dominate every dashboard query, and sumMap aggregate states
+// were 4× slower to read than these plain arrays.
 const (
 	ProbeHistBins  = 96
 	ProbeHistBase  = 0.05
 	ProbeHistRatio = 1.144
 )
 
-// histBin is the bin of rtt_p50_ms. (The one-hot array is built with
-// arrayResize, not arrayMap: 18.16 does not see source columns inside a
-// lambda of a materialized view.)
-var histBin = `toUInt32(least(` + strconv.Itoa(ProbeHistBins-1) + `, greatest(0, floor(log(rtt_p50_ms / ` +
+// histBin is the bin of rtt_p50_ms.
+var histBin = `toUInt8(least(` + strconv.Itoa(ProbeHistBins-1) + `, greatest(0, floor(log(rtt_p50_ms / ` +
 	strconv.FormatFloat(ProbeHistBase, 'f', -1, 64) + `) / log(` + strconv.FormatFloat(ProbeHistRatio, 'f', -1, 64) + `)))))`
+
+// ProbeRollupColumns are the columns of a probe rollup in the order
+// ProbeRollupSelect gives them: INSERT INTO rollup (ProbeRollupColumns)
+// ProbeRollupSelect(…).
+const ProbeRollupColumns = "t, src_region, src_site, target, target_region, target_site, check_name, probe_type, " +
+	"n_rounds, n_sent, n_received, `rtt_histMap.bin`, `rtt_histMap.n`, rtt_min, rtt_max, jitter, last_seen"
 
 func probeRollupTable(name, key string, granularity int) string {
 	return `CREATE TABLE IF NOT EXISTS ` + name + ` (
@@ -79,15 +156,15 @@ func probeRollupTable(name, key string, granularity int) string {
 	target_site String,
 	check_name String,
 	probe_type String,
-	n_rounds AggregateFunction(count),
-	n_sent AggregateFunction(sum, UInt64),
-	n_received AggregateFunction(sum, UInt64),
-	rtt_hist AggregateFunction(sumForEach, Array(UInt64)),
+	n_rounds UInt64,
+	n_sent UInt64,
+	n_received UInt64,
+	rtt_histMap Nested(bin UInt8, n UInt64),
 	rtt_min AggregateFunction(minIf, Float64, UInt8),
 	rtt_max AggregateFunction(maxIf, Float64, UInt8),
 	jitter AggregateFunction(avgIf, Float64, UInt8),
 	last_seen AggregateFunction(max, DateTime)
-) ENGINE = AggregatingMergeTree
+) ENGINE = SummingMergeTree
 PARTITION BY toYYYYMMDD(t)
 ORDER BY (` + key + `, src_site, target_site, check_name, probe_type)
 SETTINGS index_granularity = ` + strconv.Itoa(granularity)
@@ -98,25 +175,75 @@ func probeRollupView(name, bucket string) string {
 }
 
 // ProbeRollupSelect is the query of the probe rollups' materialized views
-// over probe_results, bucketed by bucket (toStartOfFiveMinute(time) or
-// toStartOfHour(time)); INSERT … SELECT with it rebuilds a rollup, a part
-// at a time with a where condition over probe_results.
+// over probe_results, bucketed by bucket (see ProbeRollups); INSERT …
+// SELECT with it rebuilds a rollup, a part at a time with a where condition
+// over probe_results (docs/operations.md).
 func ProbeRollupSelect(bucket, where string) string {
 	if where != "" {
 		where = "\nWHERE " + where
 	}
+	// A round without an answer counts 0 in its bin (dropped when merged).
 	return `SELECT
 	` + bucket + ` AS t,
 	src_region, src_site, target, target_region, target_site, check_name, probe_type,
-	countState() AS n_rounds,
-	sumState(toUInt64(sent)) AS n_sent,
-	sumState(toUInt64(received)) AS n_received,
-	sumForEachState(arrayConcat(arrayResize(emptyArrayUInt64(), ` + histBin + `), [toUInt64(received > 0)],
-		arrayResize(emptyArrayUInt64(), ` + strconv.Itoa(ProbeHistBins-1) + ` - ` + histBin + `))) AS rtt_hist,
+	count() AS n_rounds,
+	sum(toUInt64(sent)) AS n_sent,
+	sum(toUInt64(received)) AS n_received,
+	tupleElement(sumMap([` + histBin + `], [toUInt64(received > 0)]) AS hist, 1) AS ` + "`rtt_histMap.bin`" + `,
+	tupleElement(hist, 2) AS ` + "`rtt_histMap.n`" + `,
 	minIfState(rtt_min_ms, received > 0) AS rtt_min,
 	maxIfState(rtt_max_ms, received > 0) AS rtt_max,
 	avgIfState(jitter_ms, received > 1) AS jitter,
 	maxState(time) AS last_seen
 FROM probe_results` + where + `
 GROUP BY t, src_region, src_site, target, target_region, target_site, check_name, probe_type`
+}
+
+// probe_rollup_region_1h (migration 6005) serves the region view, the series
+// of every path from or to one region: a round of a path from region A to a
+// target in region B counts once under A and once under B (once when A is
+// B), per hour. The path rollups keep paths apart and are sorted by source
+// region, so a region filter over a week read ~40,000 rows; this table holds
+// one row per region and hour.
+const probeRegionRollupTable = `CREATE TABLE IF NOT EXISTS probe_rollup_region_1h (
+	t DateTime,
+	region String,
+	n_rounds UInt64,
+	n_sent UInt64,
+	n_received UInt64,
+	rtt_histMap Nested(bin UInt8, n UInt64),
+	rtt_min AggregateFunction(minIf, Float64, UInt8),
+	rtt_max AggregateFunction(maxIf, Float64, UInt8),
+	jitter AggregateFunction(avgIf, Float64, UInt8),
+	last_seen AggregateFunction(max, DateTime)
+) ENGINE = SummingMergeTree
+PARTITION BY toYYYYMMDD(t)
+ORDER BY (region, t)
+SETTINGS index_granularity = 256`
+
+// ProbeRegionRollupColumns are the columns ProbeRegionRollupSelect gives.
+const ProbeRegionRollupColumns = "t, region, n_rounds, n_sent, n_received, `rtt_histMap.bin`, `rtt_histMap.n`, " +
+	"rtt_min, rtt_max, jitter, last_seen"
+
+// ProbeRegionRollupSelect is the query of probe_rollup_region_1h's
+// materialized view (see ProbeRollupSelect).
+func ProbeRegionRollupSelect(where string) string {
+	if where != "" {
+		where = "\nWHERE " + where
+	}
+	return `SELECT
+	toStartOfHour(time) AS t,
+	region,
+	count() AS n_rounds,
+	sum(toUInt64(sent)) AS n_sent,
+	sum(toUInt64(received)) AS n_received,
+	tupleElement(sumMap([` + histBin + `], [toUInt64(received > 0)]) AS hist, 1) AS ` + "`rtt_histMap.bin`" + `,
+	tupleElement(hist, 2) AS ` + "`rtt_histMap.n`" + `,
+	minIfState(rtt_min_ms, received > 0) AS rtt_min,
+	maxIfState(rtt_max_ms, received > 0) AS rtt_max,
+	avgIfState(jitter_ms, received > 1) AS jitter,
+	maxState(time) AS last_seen
+FROM probe_results
+ARRAY JOIN arrayDistinct([src_region, target_region]) AS region` + where + `
+GROUP BY t, region`
 }

@@ -100,15 +100,15 @@ func run(addr, db string, days, regions, targets int, interval time.Duration, re
 	// day at a time (bounded memory), skipping the days it already holds.
 	// The 5-minute rollup only serves ranges up to 12 hours: its last two
 	// days are enough.
-	for _, rb := range []struct {
-		tbl, bucket string
-		days        int
-	}{{"probe_rollup_1d", "toStartOfDay(time)", days}, {"probe_rollup_1h", "toStartOfHour(time)", days}, {"probe_rollup_5m", "toStartOfFiveMinute(time)", 2}} {
-		cols := "t, src_region, src_site, target, target_region, target_site, check_name, probe_type, n_rounds, n_sent, n_received, rtt_hist, rtt_min, rtt_max, jitter, last_seen"
-		for d := rb.days; d >= 0; d-- {
+	for _, rb := range store.ProbeRollups {
+		rbDays := days
+		if rb.Table == "probe_rollup_5m" {
+			rbDays = 2
+		}
+		for d := rbDays; d >= 0; d-- {
 			day := now.Add(-time.Duration(d) * 24 * time.Hour).Truncate(24 * time.Hour).Unix()
 			var have, raw uint64
-			if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count() FROM %s WHERE t >= toDateTime(%d) AND t < toDateTime(%d)", rb.tbl, day, day+86400)).Scan(&have); err != nil {
+			if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count() FROM %s WHERE t >= toDateTime(%d) AND t < toDateTime(%d)", rb.Table, day, day+86400)).Scan(&have); err != nil {
 				return err
 			}
 			if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count() FROM probe_results WHERE time >= toDateTime(%d) AND time < toDateTime(%d)", day, day+86400)).Scan(&raw); err != nil {
@@ -117,19 +117,19 @@ func run(addr, db string, days, regions, targets int, interval time.Duration, re
 			if have > 0 || raw == 0 {
 				continue
 			}
-			fmt.Printf("rebuilding %s for %s …\n", rb.tbl, time.Unix(day, 0).UTC().Format("2006-01-02"))
+			fmt.Printf("rebuilding %s for %s …\n", rb.Table, time.Unix(day, 0).UTC().Format("2006-01-02"))
 			where := fmt.Sprintf("time >= toDateTime(%d) AND time < toDateTime(%d)", day, day+86400)
-			if err := conn.Exec(ctx, "INSERT INTO "+rb.tbl+" ("+cols+") "+store.ProbeRollupSelect(rb.bucket, where)); err != nil {
+			if err := conn.Exec(ctx, "INSERT INTO "+rb.Table+" ("+rb.Columns+") "+rb.Select(where)); err != nil {
 				return err
 			}
 		}
 	}
-	for _, tbl := range []string{"probe_results", "probe_rollup_5m", "probe_rollup_1h", "probe_rollup_1d"} {
+	for _, tbl := range append([]store.ProbeRollup{{Table: "probe_results"}}, store.ProbeRollups...) {
 		var n uint64
-		if err := conn.QueryRow(ctx, "SELECT count() FROM "+tbl).Scan(&n); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT count() FROM "+tbl.Table).Scan(&n); err != nil {
 			return err
 		}
-		fmt.Printf("  %-16s %12d rows\n", tbl, n)
+		fmt.Printf("  %-22s %12d rows\n", tbl.Table, n)
 	}
 	// Let background merges of the fresh parts settle a little, as they
 	// would on a server that has been running.
@@ -204,8 +204,8 @@ func seed(ctx context.Context, conn driver.Conn, now time.Time, days, regions, t
 		if err := conn.Exec(ctx, "TRUNCATE TABLE probe_results"); err != nil {
 			return err
 		}
-		for _, t := range []string{"probe_rollup_5m", "probe_rollup_1h"} {
-			_ = conn.Exec(ctx, "TRUNCATE TABLE "+t)
+		for _, rb := range store.ProbeRollups {
+			_ = conn.Exec(ctx, "TRUNCATE TABLE "+rb.Table)
 		}
 	}
 	series := regions * targets
