@@ -23,7 +23,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,6 +35,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const (
@@ -78,6 +83,9 @@ type Users struct {
 	data     usersFile
 	sessions map[[32]byte]*session
 	now      func() time.Time
+
+	// limiter throttles failed logins (see loginLimiter).
+	limiter *loginLimiter
 }
 
 type session struct {
@@ -90,8 +98,10 @@ type session struct {
 
 // NewUsers returns a store backed by path (not read until Load).
 func NewUsers(path string, secureCookies bool) *Users {
-	return &Users{path: path, secure: secureCookies, idle: 12 * time.Hour, maxAge: 7 * 24 * time.Hour,
+	u := &Users{path: path, secure: secureCookies, idle: 12 * time.Hour, maxAge: 7 * 24 * time.Hour,
 		sessions: map[[32]byte]*session{}, now: time.Now}
+	u.limiter = newLoginLimiter(loginBurst, loginRefill, func() time.Time { return u.now() })
+	return u
 }
 
 // Load reads the file; a missing file is an empty store.
@@ -445,4 +455,126 @@ func (u *Users) Bootstrap(credPath string) (name, password string, err error) {
 		return "", "", fmt.Errorf("web: write %s: %w", credPath, err)
 	}
 	return name, password, nil
+}
+
+// Failed logins are throttled per client address and per user name: each
+// has a token bucket of loginBurst failures, one failure forgiven every
+// loginRefill. A login attempt takes a token from both buckets before the
+// password is checked (a refused attempt costs no PBKDF2 hash) and a
+// successful one gives them back; with either bucket empty the server
+// answers 429 with Retry-After. So 5 failures in a row, then one attempt a
+// minute for that client and for that user name.
+const (
+	loginBurst  = 5
+	loginRefill = time.Minute
+	// loginBuckets bounds the table; beyond it, buckets back to full (the
+	// same as no bucket) are forgotten.
+	loginBuckets = 10000
+)
+
+type loginLimiter struct {
+	burst   float64
+	refill  time.Duration
+	now     func() time.Time
+	limited *prometheus.CounterVec
+
+	mu      sync.Mutex
+	buckets map[[32]byte]*loginBucket
+}
+
+type loginBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+func newLoginLimiter(burst int, refill time.Duration, now func() time.Time) *loginLimiter {
+	return &loginLimiter{burst: float64(burst), refill: refill, now: now, buckets: map[[32]byte]*loginBucket{},
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meridian_web_login_rate_limited_total",
+			Help: "Login attempts refused (429) after too many failures, by the limit hit: client address or user name."},
+			[]string{"limit"})}
+}
+
+// loginKey is a limiter key: a kind ("client" or "user") and a value.
+type loginKey struct{ kind, value string }
+
+// id is the key in the table: a hash, so that a long user name takes no
+// more room than a short one.
+func (k loginKey) id() [32]byte { return sha256.Sum256([]byte(k.kind + "\x00" + k.value)) }
+
+// take reserves one failure from the bucket of every key. With a bucket
+// empty it reserves nothing and returns how long until that bucket has a
+// token again and the kind of its key.
+func (l *loginLimiter) take(keys ...loginKey) (time.Duration, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if len(l.buckets) > loginBuckets {
+		for k, b := range l.buckets {
+			if l.level(b, now) >= l.burst {
+				delete(l.buckets, k)
+			}
+		}
+	}
+	var wait time.Duration
+	var kind string
+	for _, k := range keys {
+		if b := l.buckets[k.id()]; b != nil {
+			if lv := l.level(b, now); lv < 1 {
+				if w := time.Duration((1 - lv) * float64(l.refill)); w > wait {
+					wait, kind = w, k.kind
+				}
+			}
+		}
+	}
+	if wait > 0 {
+		l.limited.WithLabelValues(kind).Inc()
+		return wait, kind
+	}
+	for _, k := range keys {
+		id := k.id()
+		b := l.buckets[id]
+		if b == nil {
+			b = &loginBucket{tokens: l.burst, at: now}
+			l.buckets[id] = b
+		}
+		b.tokens, b.at = l.level(b, now)-1, now
+	}
+	return 0, ""
+}
+
+// give returns the token take reserved (the login succeeded).
+func (l *loginLimiter) give(keys ...loginKey) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	for _, k := range keys {
+		if b := l.buckets[k.id()]; b != nil {
+			b.tokens, b.at = math.Min(l.burst, l.level(b, now)+1), now
+		}
+	}
+}
+
+// level is the bucket's token count at now.
+func (l *loginLimiter) level(b *loginBucket, now time.Time) float64 {
+	return math.Min(l.burst, b.tokens+float64(now.Sub(b.at))/float64(l.refill))
+}
+
+// clientKey is the client address of r for the login limit: the IP
+// address, or its /64 for IPv6 (one host commonly holds a whole /64).
+// Behind a reverse proxy every client has the proxy's address.
+func clientKey(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
 }

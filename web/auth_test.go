@@ -1,12 +1,20 @@
 package web
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/meridian-obs/meridian/internal/httpx"
 )
 
 func TestPasswordHash(t *testing.T) {
@@ -72,5 +80,93 @@ func TestSessionExpiry(t *testing.T) {
 	}
 	if _, ok, _ := req("GET", ""); ok {
 		t.Fatal("session of a deleted user")
+	}
+}
+
+func TestLoginLimiter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newLoginLimiter(5, time.Minute, func() time.Time { return now })
+	client := func(i int) loginKey { return loginKey{"client", fmt.Sprintf("192.0.2.%d", i)} }
+	ann := loginKey{"user", "ann"}
+	// Five failures for ann from five clients, then ann is refused from any.
+	for i := 0; i < 5; i++ {
+		if wait, _ := l.take(client(i), ann); wait != 0 {
+			t.Fatalf("failure %d refused (wait %s)", i+1, wait)
+		}
+	}
+	if wait, kind := l.take(client(9), ann); wait != time.Minute || kind != "user" {
+		t.Fatalf("sixth attempt: wait %s limit %q, want 1m user", wait, kind)
+	}
+	now = now.Add(30 * time.Second)
+	if wait, _ := l.take(client(9), ann); wait != 30*time.Second {
+		t.Fatalf("after 30 s: wait %s, want 30s", wait)
+	}
+	now = now.Add(30 * time.Second) // one failure forgiven per minute
+	if wait, _ := l.take(client(9), ann); wait != 0 {
+		t.Fatalf("after a minute: wait %s, want an attempt", wait)
+	}
+	if wait, _ := l.take(client(9), ann); wait == 0 {
+		t.Fatal("second attempt of the minute allowed")
+	}
+	// One client failing for many users is refused for any user.
+	for i := 0; i < 5; i++ {
+		if wait, _ := l.take(client(100), loginKey{"user", fmt.Sprint("u", i)}); wait != 0 {
+			t.Fatalf("client failure %d refused", i+1)
+		}
+	}
+	if wait, kind := l.take(client(100), loginKey{"user", "bob"}); wait == 0 || kind != "client" {
+		t.Fatalf("sixth user from one client: wait %s limit %q, want a client limit", wait, kind)
+	}
+	// Successful logins give their token back: never limited.
+	for i := 0; i < 20; i++ {
+		if wait, _ := l.take(client(200), loginKey{"user", "carol"}); wait != 0 {
+			t.Fatalf("login %d of a user who gets the password right refused", i+1)
+		}
+		l.give(client(200), loginKey{"user", "carol"})
+	}
+	if got := testutil.ToFloat64(l.limited.WithLabelValues("user")); got != 3 {
+		t.Errorf("user-limited count %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(l.limited.WithLabelValues("client")); got != 1 {
+		t.Errorf("client-limited count %v, want 1", got)
+	}
+	for addr, want := range map[string]string{"192.0.2.7:5000": "192.0.2.7", "[2001:db8:1:2:3::4]:443": "2001:db8:1:2::/64",
+		"[::ffff:192.0.2.8]:80": "192.0.2.8"} {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.RemoteAddr = addr
+		if got := clientKey(r); got != want {
+			t.Errorf("clientKey(%s) = %s, want %s", addr, got, want)
+		}
+	}
+}
+
+func TestLoginRateLimited(t *testing.T) {
+	s := startServer(t, nil, t.TempDir(), nil)
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	s.users.limiter.mu.Lock() // take reads now under the lock
+	s.users.limiter.now = func() time.Time { return time.Unix(0, now.Load()) }
+	s.users.limiter.mu.Unlock()
+	c := newClient(t, s.URL())
+	for i := 0; i < 5; i++ {
+		if code := c.login(s.admin, "wrong password!"); code != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d, want 401", i+1, code)
+		}
+	}
+	// Refused without checking the password, right or not.
+	resp, body := c.do("POST", "/api/v1/session", map[string]string{"username": s.admin, "password": s.adminP}, nil)
+	var eb httpx.ErrorBody
+	if err := json.Unmarshal(body, &eb); err != nil || resp.StatusCode != http.StatusTooManyRequests || eb.Error.Code != "rate_limited" {
+		t.Fatalf("sixth attempt: %d %s, want 429 rate_limited", resp.StatusCode, body)
+	}
+	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+		t.Fatalf("Retry-After %q, want 1..60 seconds", resp.Header.Get("Retry-After"))
+	}
+	now.Add(int64(61 * time.Second))
+	if code := c.login(s.admin, s.adminP); code != http.StatusOK {
+		t.Fatalf("login a minute later: %d, want 200", code)
+	}
+	if got := testutil.ToFloat64(s.users.limiter.limited); got != 1 {
+		t.Errorf("meridian_web_login_rate_limited_total = %v, want 1", got)
 	}
 }

@@ -1,9 +1,11 @@
 package web
 
 import (
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/meridian-obs/meridian/internal/httpx"
@@ -22,6 +24,11 @@ func (s *Server) mountAuth() {
 	s.Mount("GET /api/v1/tokens", Admin, http.HandlerFunc(s.listTokens))
 	s.Mount("POST /api/v1/tokens", Admin, http.HandlerFunc(s.createToken))
 	s.Mount("DELETE /api/v1/tokens/{name}", Admin, http.HandlerFunc(s.deleteToken))
+	if s.users != nil && s.deps.Registry != nil {
+		if err := s.deps.Registry.Register(s.users.limiter.limited); err != nil {
+			s.log.Error("login limiter metric not registered", "err", err)
+		}
+	}
 }
 
 func (s *Server) needUsers(w http.ResponseWriter) bool {
@@ -81,12 +88,22 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !httpx.DecodeJSON(w, r, authBodyLimit, &req) {
 		return
 	}
+	keys := []loginKey{{"client", clientKey(r)}, {"user", req.Username}}
+	if wait, kind := s.users.limiter.take(keys...); wait > 0 {
+		secs := int(math.Ceil(wait.Seconds()))
+		s.log.Warn("login refused: too many failures", "limit", kind, "user", req.Username, "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		httpx.Error(w, http.StatusTooManyRequests, "rate_limited",
+			"too many failed logins for this %s; retry in %d s", kind, secs)
+		return
+	}
 	p, id, csrf, ok := s.users.Login(req.Username, req.Password)
 	if !ok {
 		s.log.Info("login failed", "user", req.Username, "remote", r.RemoteAddr)
 		httpx.Error(w, http.StatusUnauthorized, "unauthorized", "wrong user name or password")
 		return
 	}
+	s.users.limiter.give(keys...)
 	s.log.Info("login", "user", p.Name, "role", p.Role)
 	http.SetCookie(w, s.users.Cookie(id, int(s.users.maxAge.Seconds())))
 	w.Header().Set("Cache-Control", "no-store")
