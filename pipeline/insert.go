@@ -44,10 +44,17 @@ func (w *tableWriter[T]) insert(ctx context.Context, rows []T, id uint64) (err e
 	if err != nil {
 		return fmt.Errorf("prepare insert into %s: %w", w.tbl.Name, err)
 	}
-	for i := range rows {
-		if err := w.tbl.Append(b, &rows[i], id); err != nil {
+	if w.tbl.AppendRows != nil {
+		if err := w.tbl.AppendRows(b, rows, id); err != nil {
 			_ = b.Abort()
-			return &permanentError{fmt.Errorf("append row to %s: %w", w.tbl.Name, err)}
+			return &permanentError{fmt.Errorf("append rows to %s: %w", w.tbl.Name, err)}
+		}
+	} else {
+		for i := range rows {
+			if err := w.tbl.Append(b, &rows[i], id); err != nil {
+				_ = b.Abort()
+				return &permanentError{fmt.Errorf("append row to %s: %w", w.tbl.Name, err)}
+			}
 		}
 	}
 	if err := b.Send(); err != nil {

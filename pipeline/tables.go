@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -20,6 +21,65 @@ type Table[T any] struct {
 	// Append adds one row to a batch. It must pass values of exactly the
 	// column types so that clickhouse-go never fails a conversion.
 	Append func(b driver.Batch, r *T, batchID uint64) error
+	// AppendRows, when set, adds all rows column by column (typed slices,
+	// no per-value boxing): the hot tables use it. It must store exactly
+	// what Append stores (TestColumnarMatchesRowAppend).
+	AppendRows func(b driver.Batch, rows []T, batchID uint64) error
+}
+
+// columns appends typed column slices to a batch in column order, keeping
+// the first error.
+type columns struct {
+	b   driver.Batch
+	i   int
+	err error
+}
+
+func (c *columns) add(v any) {
+	if c.err == nil {
+		c.err = c.b.Column(c.i).Append(v)
+	}
+	c.i++
+}
+
+func (c *columns) done() error {
+	if c.err == nil && c.i != len(c.b.Columns()) {
+		c.err = fmt.Errorf("appended %d columns of %d", c.i, len(c.b.Columns()))
+	}
+	return c.err
+}
+
+// col extracts one field of every row into a typed slice.
+func col[T, V any](rows []T, f func(*T) V) []V {
+	out := make([]V, len(rows))
+	for i := range rows {
+		out[i] = f(&rows[i])
+	}
+	return out
+}
+
+// addrCol renders addresses as FixedString(16) values (see Addr16) backed
+// by one buffer.
+func addrCol[T any](rows []T, f func(*T) netip.Addr) [][]byte {
+	buf := make([]byte, 16*len(rows))
+	out := make([][]byte, len(rows))
+	for i := range rows {
+		b := buf[16*i : 16*i+16 : 16*i+16]
+		if a := f(&rows[i]); a.IsValid() {
+			a16 := a.As16()
+			copy(b, a16[:])
+		}
+		out[i] = b
+	}
+	return out
+}
+
+func idCol(n int, id uint64) []uint64 {
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = id
+	}
+	return out
 }
 
 func (t *Table[T]) insertSQL() string {
@@ -62,6 +122,42 @@ var FlowsTable = &Table[record.Flow]{
 			r.ExporterRegion, r.ExporterSite, r.SamplingRate, r.InIf, r.OutIf, r.InIfName, r.OutIfName,
 			Addr16(r.SrcAddr), Addr16(r.DstAddr), r.SrcPort, r.DstPort, r.Proto, r.TCPFlags, r.EType, r.SrcAS,
 			r.DstAS, r.SrcRegion, r.DstRegion, r.SrcSite, r.DstSite, r.SrcRole, r.DstRole, r.Bytes, r.Packets, r.Action, id)
+	},
+	AppendRows: func(b driver.Batch, rows []record.Flow, id uint64) error {
+		type F = record.Flow
+		c := columns{b: b}
+		c.add(col(rows, func(r *F) time.Time { return DT(r.TimeReceived) }))
+		c.add(col(rows, func(r *F) time.Time { return DT(r.TimeStart) }))
+		c.add(col(rows, func(r *F) time.Time { return DT(r.TimeEnd) }))
+		c.add(col(rows, func(r *F) string { return r.FlowType }))
+		c.add(addrCol(rows, func(r *F) netip.Addr { return r.ExporterAddr }))
+		c.add(col(rows, func(r *F) string { return r.ExporterRegion }))
+		c.add(col(rows, func(r *F) string { return r.ExporterSite }))
+		c.add(col(rows, func(r *F) uint64 { return r.SamplingRate }))
+		c.add(col(rows, func(r *F) uint32 { return r.InIf }))
+		c.add(col(rows, func(r *F) uint32 { return r.OutIf }))
+		c.add(col(rows, func(r *F) string { return r.InIfName }))
+		c.add(col(rows, func(r *F) string { return r.OutIfName }))
+		c.add(addrCol(rows, func(r *F) netip.Addr { return r.SrcAddr }))
+		c.add(addrCol(rows, func(r *F) netip.Addr { return r.DstAddr }))
+		c.add(col(rows, func(r *F) uint16 { return r.SrcPort }))
+		c.add(col(rows, func(r *F) uint16 { return r.DstPort }))
+		c.add(col(rows, func(r *F) uint8 { return r.Proto }))
+		c.add(col(rows, func(r *F) uint8 { return r.TCPFlags }))
+		c.add(col(rows, func(r *F) uint16 { return r.EType }))
+		c.add(col(rows, func(r *F) uint32 { return r.SrcAS }))
+		c.add(col(rows, func(r *F) uint32 { return r.DstAS }))
+		c.add(col(rows, func(r *F) string { return r.SrcRegion }))
+		c.add(col(rows, func(r *F) string { return r.DstRegion }))
+		c.add(col(rows, func(r *F) string { return r.SrcSite }))
+		c.add(col(rows, func(r *F) string { return r.DstSite }))
+		c.add(col(rows, func(r *F) string { return r.SrcRole }))
+		c.add(col(rows, func(r *F) string { return r.DstRole }))
+		c.add(col(rows, func(r *F) uint64 { return r.Bytes }))
+		c.add(col(rows, func(r *F) uint64 { return r.Packets }))
+		c.add(col(rows, func(r *F) string { return r.Action }))
+		c.add(idCol(len(rows), id))
+		return c.done()
 	},
 }
 
