@@ -23,7 +23,8 @@ import (
 //	go test ./slo -run '^$' -bench Evaluate -benchtime 5x
 //
 // "Cycle" adds the recorder's forward pass (re-aggregating the late
-// window of raw data for every SLO) to the evaluation.
+// window of raw data for every SLO, up to warmQueryMax SLOs per query) to
+// the evaluation: the whole steady-state cycle.
 func BenchmarkEvaluate(b *testing.B) {
 	_, cfg := chtest.DB(b)
 	cfg.QueryTimeout = 15 * time.Minute // generating the data takes minutes
@@ -104,6 +105,7 @@ FROM slo_minutes WHERE slo = '%s' GROUP BY slo, spec_hash, grp, h`, s.Name)); er
 	run("raw=0/series=1000/cold", all, "cold")
 	run("raw=0/series=100/warm", all[:10], "warm")
 	run("raw=0/series=1000/warm", all, "warm")
+	run("raw=0/series=1000/cycle", all, "cycle")
 	packets := 100_000_000
 	if v := os.Getenv("MERIDIAN_BENCH_PACKETS"); v != "" {
 		packets, _ = strconv.Atoi(v)
@@ -129,5 +131,6 @@ FROM (SELECT number + %d AS n FROM system.numbers LIMIT %d)`, now.Unix()-span, s
 	run(fmt.Sprintf("raw=%dM/series=1000/cold", stored/1_000_000), all, "cold")
 	run(fmt.Sprintf("raw=%dM/series=100/warm", stored/1_000_000), all[:10], "warm")
 	run(fmt.Sprintf("raw=%dM/series=1000/warm", stored/1_000_000), all, "warm")
+	run(fmt.Sprintf("raw=%dM/series=100/cycle", stored/1_000_000), all[:10], "cycle")
 	run(fmt.Sprintf("raw=%dM/series=1000/cycle", stored/1_000_000), all, "cycle")
 }
