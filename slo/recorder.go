@@ -371,10 +371,13 @@ type warmJob struct {
 
 // warmQueryMax is how many SLOs one forward-pass query aggregates. Each
 // SLO is a branch of a UNION ALL, so ClickHouse runs them in parallel and
-// the cycle pays one round trip per group instead of one per SLO (1,000
-// SLOs: 2.8 s one by one). It also bounds the query's size (max_query_size
-// is 256 KiB; a branch is well under 2 KiB).
+// the cycle pays one round trip per group instead of one per SLO (100
+// SLOs: 2.8 s one by one, 0.34 s grouped).
 const warmQueryMax = 64
+
+// warmQueryBytes bounds a grouped query's size below ClickHouse's
+// max_query_size (256 KiB), whatever the length of explicit expressions.
+const warmQueryBytes = 200_000
 
 // aggregateWarmAll runs the forward pass of the steady-state SLOs, several
 // per query, and returns the jobs that succeeded. When a grouped query
@@ -394,7 +397,15 @@ func (e *Engine) aggregateWarmAll(ctx context.Context, conn driver.Conn, jobs []
 	for _, t := range tables {
 		idx := byTable[t]
 		for len(idx) > 0 {
-			n := min(len(idx), warmQueryMax)
+			// Up to warmQueryMax SLOs and warmQueryBytes of SQL per query.
+			n, size := 0, 0
+			for n < len(idx) && n < warmQueryMax {
+				size += len(jobs[idx[n]].s.MinuteQuery(jobs[idx[n]].from, to)) + 64
+				if n > 0 && size > warmQueryBytes {
+					break
+				}
+				n++
+			}
 			group := idx[:n]
 			idx = idx[n:]
 			if len(group) > 1 {
