@@ -90,7 +90,7 @@ func (c Config) Validate(r *config.Reporter) {
 		r.Errorf("resolved_resend", "expected ≥ 0, got %s", c.ResolvedResend)
 	}
 	for k := range c.ExternalLabels {
-		if !model.LabelName(k).IsValidLegacy() {
+		if !model.LegacyValidation.IsValidLabelName(k) {
 			r.Errorf("external_labels."+k, "expected a label name")
 		}
 	}

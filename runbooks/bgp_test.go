@@ -53,7 +53,7 @@ func TestBGPRerouteAndRestore(t *testing.T) {
 		t.Fatal("steady-state 192.0.2.0/24 not in the peer's RIB")
 	}
 	id := f.fire(t, "edge-reroute", "fp1", labels("eu"))
-	run := f.wait(t, id, StateSucceeded)
+	f.wait(t, id, StateSucceeded)
 	// eBGP: the peer sees the speaker's AS once plus three prepends.
 	l := g.waitRIB(t, "203.0.113.0/24", "the prepend", func(l string) bool { return strings.Contains(l, "65001 65001 65001 65001") })
 	if !strings.Contains(l, "65001:666") || strings.Contains(l, "65001:100") || !strings.Contains(l, "Med: 50") {
@@ -62,7 +62,7 @@ func TestBGPRerouteAndRestore(t *testing.T) {
 	g.waitRIB(t, "198.51.100.0/25", "the new announcement", func(l string) bool { return strings.Contains(l, "65001:200") })
 	g.waitRIB(t, "192.0.2.0/24", "the withdrawal", func(l string) bool { return l == "" })
 	f.e.HandleAlert(Alert{Labels: labels("eu"), Status: StatusResolved, Fingerprint: "fp1"})
-	run = f.wait(t, id, StateRestored)
+	run := f.wait(t, id, StateRestored)
 	l = g.waitRIB(t, "203.0.113.0/24", "the restored path", func(l string) bool { return strings.Contains(l, "65001:100") })
 	if strings.Contains(l, "65001 65001") || strings.Contains(l, "65001:666") || !strings.Contains(l, " 65001 ") {
 		t.Errorf("restored route still prepended: %q", l)

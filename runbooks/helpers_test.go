@@ -42,12 +42,6 @@ func newStatus(groups []string, burning ...string) *testStatus {
 	return s
 }
 
-func (s *testStatus) set(group string, burning bool) {
-	s.mu.Lock()
-	s.burning[group] = burning
-	s.mu.Unlock()
-}
-
 func (s *testStatus) GroupStatus(_ context.Context, _, group string) (bool, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

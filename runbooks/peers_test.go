@@ -270,11 +270,6 @@ func (g *gobgpPeer) waitRIB(t testing.TB, prefix string, what string, ok func(st
 	return ""
 }
 
-func (g *gobgpPeer) neighborState(t testing.TB) string {
-	out, _ := exec.Command("gobgp", "-p", fmt.Sprint(g.apiPort), "neighbor").CombinedOutput()
-	return string(out)
-}
-
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {

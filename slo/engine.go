@@ -104,7 +104,6 @@ type Engine struct {
 	specs     []*Spec
 	byFile    map[string][]*Spec
 	statuses  map[key]Status
-	order     []key
 	listeners []Listener
 	loadErr   error
 

@@ -2,14 +2,10 @@ package slo
 
 import (
 	"context"
-	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	"github.com/meridian-obs/meridian/pipeline/store"
 )
 
 // MinuteSpan: windows up to this long are summed from slo_minutes; longer
@@ -63,12 +59,6 @@ func (p *windowPlan) split(start, end time.Time) []int {
 	return out
 }
 
-type sloWindows struct {
-	names  []string
-	starts map[string]time.Time
-	parts  map[string][]int
-}
-
 // windowsOf lists the windows of an SLO: the standard ones, the policy's
 // and the SLO window.
 func windowsOf(s *Spec, end time.Time) ([]string, map[string]time.Time) {
@@ -91,106 +81,6 @@ func windowsOf(s *Spec, end time.Time) ([]string, map[string]time.Time) {
 	starts[WindowName] = s.WindowStart(end)
 	names = append(names, WindowName)
 	return names, starts
-}
-
-// evaluate reads the counts of every window of every SLO and group in one
-// query and computes the statuses.
-func (e *Engine) evaluate(ctx context.Context, conn driver.Conn, specs []*Spec, now time.Time) ([]Status, error) {
-	if len(specs) == 0 {
-		return nil, nil
-	}
-	end := floorMinute(now).Add(time.Minute)
-	plan := &windowPlan{index: map[tRange]int{}}
-	wins := map[string]*sloWindows{}
-	var keys []string
-	for _, s := range specs {
-		names, starts := windowsOf(s, end)
-		w := &sloWindows{names: names, starts: starts, parts: map[string][]int{}}
-		for _, n := range names {
-			w.parts[n] = plan.split(starts[n], end)
-		}
-		wins[s.Name] = w
-		keys = append(keys, fmt.Sprintf("(%s, toUInt64(%d))", store.Quote(s.Name), s.Hash()))
-	}
-	keys = append(keys, "('', toUInt64(0))") // never a one-element IN list
-	in := "(slo, spec_hash) IN (" + strings.Join(keys, ", ") + ")"
-	var minConds []string
-	var hLo, hHi int64 = 1 << 62, 0
-	cols := make([]string, 0, 2*len(plan.ranges))
-	for _, r := range plan.ranges {
-		cond := fmt.Sprintf("h = %d AND t >= %d AND t < %d", b2i(r.hours), r.lo, r.hi)
-		cols = append(cols, fmt.Sprintf("sumIf(good, %s)", cond), fmt.Sprintf("sumIf(total, %s)", cond))
-		if r.hours {
-			hLo, hHi = min(hLo, r.lo), max(hHi, r.hi)
-		} else {
-			minConds = append(minConds, fmt.Sprintf("(minute >= toDateTime(%d) AND minute < toDateTime(%d))", r.lo, r.hi))
-		}
-	}
-	parts := []string{fmt.Sprintf("SELECT slo, grp, toUInt32(minute) AS t, good, total, toUInt8(0) AS h FROM slo_minutes FINAL WHERE %s AND (%s)",
-		in, strings.Join(minConds, " OR "))}
-	if hHi > 0 {
-		parts = append(parts, fmt.Sprintf("SELECT slo, grp, toUInt32(hour) AS t, good, total, toUInt8(1) AS h FROM slo_hours FINAL WHERE %s AND hour >= toDateTime(%d) AND hour < toDateTime(%d)",
-			in, hLo, hHi))
-	}
-	q := fmt.Sprintf("SELECT slo, grp, %s FROM (%s) GROUP BY slo, grp ORDER BY slo, grp",
-		strings.Join(cols, ", "), strings.Join(parts, " UNION ALL "))
-	rows, err := conn.Query(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
-	}
-	defer rows.Close()
-	byName := map[string]*Spec{}
-	for _, s := range specs {
-		byName[s.Name] = s
-	}
-	vals := make([]uint64, len(cols))
-	dst := make([]any, 2+len(cols))
-	var sloName, grp string
-	dst[0], dst[1] = &sloName, &grp
-	for i := range vals {
-		dst[2+i] = &vals[i]
-	}
-	var out []Status
-	for rows.Next() {
-		if err := rows.Scan(dst...); err != nil {
-			return nil, fmt.Errorf("evaluate: scan: %w", err)
-		}
-		s := byName[sloName]
-		if s == nil {
-			continue
-		}
-		w := wins[sloName]
-		counts := map[string]Counts{}
-		for _, n := range w.names {
-			var c Counts
-			for _, i := range w.parts[n] {
-				c.Good += vals[2*i]
-				c.Total += vals[2*i+1]
-			}
-			counts[n] = c
-		}
-		out = append(out, e.compute(s, grp, now, end, counts, w.starts))
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
-	}
-	// An SLO without any event in any window is listed once, group "",
-	// with no data (rather than not at all).
-	seen := map[string]bool{}
-	for _, st := range out {
-		seen[st.SLO] = true
-	}
-	for _, s := range specs {
-		if !seen[s.Name] {
-			w := wins[s.Name]
-			counts := map[string]Counts{}
-			for _, n := range w.names {
-				counts[n] = Counts{}
-			}
-			out = append(out, e.compute(s, "", now, end, counts, w.starts))
-		}
-	}
-	return out, nil
 }
 
 func b2i(b bool) int {

@@ -32,7 +32,6 @@ type sim struct {
 	e      *Engine
 	sent   time.Time // packets sent up to (excluded)
 	badEU  func(time.Time) bool
-	events []string
 }
 
 func newSim(t *testing.T, start time.Time, history time.Duration, bad func(time.Time) bool) *sim {

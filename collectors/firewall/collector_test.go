@@ -228,9 +228,9 @@ func TestBadInputTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn.Close()
-	rows := sink.waitRows(t, 3)
-	time.Sleep(50 * time.Millisecond)
-	rows = sink.snapshot()
+	sink.waitRows(t, 3)
+	time.Sleep(50 * time.Millisecond) // and nothing more arrives
+	rows := sink.snapshot()
 	if len(rows) != 3 || rows[0].Format != FormatASA || rows[2].Format != FormatASA || rows[1].Format != FormatUnknown {
 		t.Fatalf("rows: %+v", rows)
 	}

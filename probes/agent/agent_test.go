@@ -392,8 +392,18 @@ func TestOffsetSpread(t *testing.T) {
 			t.Errorf("slot %s has %d checks", o, n)
 		}
 	}
-	if Offset("a", "c", time.Second) != Offset("a", "c", time.Second) {
-		t.Error("offset not deterministic")
+	// On the 10 ms grid within the interval, and the agent's name matters
+	// (agents running the same check do not all wake together).
+	agents := map[time.Duration]bool{}
+	for i := 0; i < 100; i++ {
+		o := Offset(fmt.Sprintf("agent-%d", i), "c", time.Second)
+		if o < 0 || o >= time.Second || o%(10*time.Millisecond) != 0 {
+			t.Errorf("offset %s off the grid or out of the interval", o)
+		}
+		agents[o] = true
+	}
+	if len(agents) < 50 {
+		t.Errorf("100 agents share only %d offsets", len(agents))
 	}
 }
 

@@ -148,18 +148,18 @@ func (s *spool) append(results []probes.Result) (dropped int, err error) {
 func (s *spool) oldest() (it spoolItem, id string, body []byte, ok bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.items) > 0 {
-		it = s.items[0]
-		body, err = os.ReadFile(filepath.Join(s.dir, it.name()))
-		if err != nil {
-			// Unreadable: drop it rather than block the queue forever.
-			s.items = s.items[1:]
-			s.total -= it.size
-			return it, "", nil, false, fmt.Errorf("spool: read %s: %w", it.name(), err)
-		}
-		return it, s.instance + ":" + strconv.FormatUint(it.seq, 10), body, true, nil
+	if len(s.items) == 0 {
+		return spoolItem{}, "", nil, false, nil
 	}
-	return spoolItem{}, "", nil, false, nil
+	it = s.items[0]
+	body, err = os.ReadFile(filepath.Join(s.dir, it.name()))
+	if err != nil {
+		// Unreadable: drop it rather than block the queue forever.
+		s.items = s.items[1:]
+		s.total -= it.size
+		return it, "", nil, false, fmt.Errorf("spool: read %s: %w", it.name(), err)
+	}
+	return it, s.instance + ":" + strconv.FormatUint(it.seq, 10), body, true, nil
 }
 
 // remove deletes a delivered (or refused) batch.

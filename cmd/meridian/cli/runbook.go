@@ -80,9 +80,7 @@ func runbookCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		st := &runbooks.StaticStatus{All: map[string][]string{}, Burning: map[string]bool{}}
 		slo := labels["slo"]
-		for _, g := range splitList(*groups) {
-			st.All[slo] = append(st.All[slo], g)
-		}
+		st.All[slo] = append(st.All[slo], splitList(*groups)...)
 		for _, g := range splitList(*burning) {
 			st.Burning[slo+"/"+g] = true
 		}
