@@ -1,27 +1,15 @@
 package runbooks
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/meridian-obs/meridian/internal/syncbuf"
 )
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func TestCancelRunningRunUndoes(t *testing.T) {
 	rc := newReceiver(t)
@@ -35,7 +23,7 @@ runbooks:
       - name: second
         webhook: {endpoint: ops, event: second}
 `
-	var logs lockedBuf
+	var logs syncbuf.Buffer
 	f := newFixture(t, webhookConfig(t, rc), newStatus([]string{"eu"}), yaml, func(d *Deps) {
 		d.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	})
@@ -107,7 +95,7 @@ runbooks:
       - name: aaaa
         dns: {server: primary, op: replace, name: 'v6-{{ .Labels.region }}', type: AAAA, values: ['::1', '::2']}
 `
-	var logs lockedBuf
+	var logs syncbuf.Buffer
 	f := newFixture(t, dnsConfig(b), newStatus([]string{"eu"}), yaml, func(d *Deps) {
 		d.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	})

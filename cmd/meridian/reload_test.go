@@ -1,18 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/meridian-obs/meridian/internal/syncbuf"
 	"github.com/meridian-obs/meridian/internal/testutil/chtest"
 )
 
@@ -49,7 +48,7 @@ slo:
 `, filepath.Join(dir, "state"), listen, filepath.Join(dir, "token"), scfg.Addr[0], scfg.Database, one, two))
 
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -105,22 +104,4 @@ slo:
 	if cmd.ProcessState != nil {
 		t.Fatal("the process exited on SIGHUP")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writers and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

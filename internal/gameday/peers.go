@@ -1,7 +1,6 @@
 package gameday
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,11 +11,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/meridian-obs/meridian/internal/syncbuf"
 )
 
 // ErrMissingPeer wraps the error of a peer program that is not installed.
@@ -44,28 +44,12 @@ func NeedPrograms(bins ...string) error {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuf
+	out  *syncbuf.Buffer
 	done chan struct{}
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 {
-		s.b.Reset()
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func startProc(name string, args ...string) (*proc, error) {
-	p := &proc{name: name, cmd: exec.Command(name, args...), out: &syncBuf{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: exec.Command(name, args...), out: &syncbuf.Buffer{Max: 1 << 20}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	// Own process group; killed with Meridian should it die without stopping them.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
