@@ -26,12 +26,12 @@ slos:
 `
 
 type sim struct {
-	t      *testing.T
-	conn   driver.Conn
-	clock  *fakeClock
-	e      *Engine
-	sent   time.Time // packets sent up to (excluded)
-	badEU  func(time.Time) bool
+	t     *testing.T
+	conn  driver.Conn
+	clock *fakeClock
+	e     *Engine
+	sent  time.Time // packets sent up to (excluded)
+	badEU func(time.Time) bool
 }
 
 func newSim(t *testing.T, start time.Time, history time.Duration, bad func(time.Time) bool) *sim {
