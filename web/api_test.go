@@ -1,7 +1,9 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"os"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/meridian-obs/meridian/internal/httpx"
 	"github.com/meridian-obs/meridian/internal/testutil/chtest"
+	"github.com/meridian-obs/meridian/pipeline/store"
 )
 
 func TestFirstStartAdminAndSessions(t *testing.T) {
@@ -184,6 +187,13 @@ func TestBadInputIsJSON(t *testing.T) {
 func TestDataEndpoints(t *testing.T) {
 	conn, _ := chtest.DB(t)
 	now := time.Now().UTC()
+	// The seed's two inserts stay two parts of each rollup until the
+	// "rollups merged" test merges them.
+	for _, rb := range store.ProbeRollups {
+		if err := conn.Exec(context.Background(), "SYSTEM STOP MERGES "+rb.Table); err != nil {
+			t.Fatal(err)
+		}
+	}
 	seed(t, conn, now)
 	s := startServer(t, conn, t.TempDir(), nil)
 	c := newClient(t, s.URL())
@@ -282,6 +292,59 @@ func TestDataEndpoints(t *testing.T) {
 		c.getJSON("/api/v1/filters?range=6h", &f)
 		if len(f.Regions) != 3 || len(f.Targets) != 4 || len(f.Devices) != 2 {
 			t.Fatalf("filters: %+v", f)
+		}
+	})
+
+	t.Run("rollups merged", func(t *testing.T) {
+		// Merging the rollups' parts (SummingMergeTree adds counters and
+		// histogram maps, merges the states) changes no answer. Fixed
+		// ranges: the answers name their range.
+		end := now.Add(time.Minute).Unix()
+		rng := func(d time.Duration) string {
+			return fmt.Sprintf("from=%d&to=%d", now.Add(-d).Unix(), end)
+		}
+		urls := []string{"/api/v1/probes/series?src_region=us-east&" + rng(6*time.Hour),
+			"/api/v1/probes/series?step=1h&" + rng(6*time.Hour),
+			"/api/v1/probes/series?region=ap-south&" + rng(24*time.Hour), "/api/v1/probes/series?" + rng(30*24*time.Hour),
+			"/api/v1/probes/summary?" + rng(6*time.Hour), "/api/v1/probes/summary?" + rng(24*time.Hour),
+			"/api/v1/probes/summary?" + rng(7*24*time.Hour), "/api/v1/probes/matrix?" + rng(6*time.Hour)}
+		get := func(u string) string {
+			resp, body := c.do("GET", u, nil, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s: %d %s", u, resp.StatusCode, body)
+			}
+			return string(body)
+		}
+		before := map[string]string{}
+		for _, u := range urls {
+			before[u] = get(u)
+		}
+		// Parts and daily partitions of the hourly rollup (the seed's 6
+		// hours may span midnight).
+		parts := func() (n, p uint64) {
+			if err := conn.QueryRow(context.Background(), `SELECT count(), uniqExact(partition) FROM system.parts
+				WHERE database = currentDatabase() AND table = 'probe_rollup_1h' AND active`).Scan(&n, &p); err != nil {
+				t.Fatal(err)
+			}
+			return n, p
+		}
+		if n, p := parts(); n <= p {
+			t.Fatalf("probe_rollup_1h has %d parts in %d partitions, want the seed's 2 inserts unmerged", n, p)
+		}
+		for _, rb := range store.ProbeRollups {
+			for _, q := range []string{"SYSTEM START MERGES " + rb.Table, "OPTIMIZE TABLE " + rb.Table + " FINAL"} {
+				if err := conn.Exec(context.Background(), q); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if n, p := parts(); n != p {
+			t.Fatalf("probe_rollup_1h has %d parts in %d partitions after OPTIMIZE FINAL, want 1 each", n, p)
+		}
+		for _, u := range urls {
+			if after := get(u); after != before[u] {
+				t.Errorf("%s changed after merging:\n%s\n%s", u, before[u], after)
+			}
 		}
 	})
 

@@ -273,7 +273,14 @@ func (b *browser) open(url string) {
 	b.t.Helper()
 	// Through about:blank so that a change of the fragment alone is a
 	// fresh page load too.
-	b.do(chromedp.Navigate("about:blank"), chromedp.Navigate(url), chromedp.WaitVisible(`#view[aria-busy="false"]`))
+	// A page that never renders fails in 30 s, showing what it shows,
+	// instead of using up the browser's 4 minutes.
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(url), chromedp.WaitVisible(`#view[aria-busy="false"]`)); err != nil {
+		text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		b.t.Fatalf("open %s: %v; the page shows:\n%s\nconsole:\n%s", url, err, text, strings.Join(b.errors(), "\n"))
+	}
 }
 
 // rerendered waits for the render after an in-page change (filter, click).
@@ -337,8 +344,20 @@ func (b *browser) errors() []string {
 func (b *browser) login(user, pw string) {
 	b.t.Helper()
 	// By keyboard: type into the form and press Enter.
-	b.do(chromedp.WaitVisible(`#l-user`), chromedp.SendKeys(`#l-user`, user), chromedp.SendKeys(`#l-pass`, pw+"\r"),
-		chromedp.WaitVisible(`#view[aria-busy="false"]`))
+	b.do(chromedp.WaitVisible(`#l-user`), chromedp.SendKeys(`#l-user`, user), chromedp.SendKeys(`#l-pass`, pw+"\r"))
+	// Then wait for the signed-in page: the header names the user once the
+	// login answered (a PBKDF2 hash: ~0.1 s or more), then its render
+	// ends. Waiting only for #view[aria-busy=false] returned at once after a
+	// logout (the previous page's view still says false), and the next
+	// navigation aborted the login before its cookie was set.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.HasPrefix(b.eval(`document.getElementById("login").hidden ? document.getElementById("who").textContent : ""`), user+" (") {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("login as %s: not signed in after 20 s; the form says %q", user, b.eval(`document.getElementById("login-error").textContent`))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.do(chromedp.WaitVisible(`#view[aria-busy="false"]`))
 }
 
 func TestDashboardInBrowser(t *testing.T) {
