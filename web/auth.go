@@ -559,19 +559,71 @@ func (l *loginLimiter) level(b *loginBucket, now time.Time) float64 {
 	return math.Min(l.burst, b.tokens+float64(now.Sub(b.at))/float64(l.refill))
 }
 
-// clientKey is the client address of r for the login limit: the IP
-// address, or its /64 for IPv6 (one host commonly holds a whole /64).
-// Behind a reverse proxy every client has the proxy's address.
-func clientKey(r *http.Request) string {
+// parsePrefix reads a CIDR prefix or a single address (a /32 or /128).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func trusted(a netip.Addr, proxies []netip.Prefix) bool {
+	for _, p := range proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientAddr is the address of r's client: the peer's address or, when the
+// peer is a trusted proxy, the last address of X-Forwarded-For that is not
+// a trusted proxy (addresses to its left were written by the client and
+// prove nothing). The zero Addr when the peer address does not parse.
+func clientAddr(r *http.Request, proxies []netip.Prefix) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
 	a, err := netip.ParseAddr(host)
 	if err != nil {
-		return host
+		return netip.Addr{}
 	}
 	a = a.Unmap()
+	if !trusted(a, proxies) {
+		return a
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(h, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		h, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // garbage: stop at the last address we can vouch for
+		}
+		a = h.Unmap()
+		if !trusted(a, proxies) {
+			break
+		}
+	}
+	return a
+}
+
+// clientKey is the client address of r for the login limit: the IP
+// address, or its /64 for IPv6 (one host commonly holds a whole /64).
+// Behind a reverse proxy, set http.trusted_proxies: otherwise every client
+// has the proxy's address.
+func clientKey(r *http.Request, proxies []netip.Prefix) string {
+	a := clientAddr(r, proxies)
+	if !a.IsValid() {
+		return r.RemoteAddr
+	}
 	if a.Is6() {
 		p, _ := a.Prefix(64)
 		return p.String()

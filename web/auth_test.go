@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -134,9 +135,51 @@ func TestLoginLimiter(t *testing.T) {
 		"[::ffff:192.0.2.8]:80": "192.0.2.8"} {
 		r := httptest.NewRequest("POST", "/", nil)
 		r.RemoteAddr = addr
-		if got := clientKey(r); got != want {
+		r.Header.Set("X-Forwarded-For", "203.0.113.9") // no trusted proxy: ignored
+		if got := clientKey(r, nil); got != want {
 			t.Errorf("clientKey(%s) = %s, want %s", addr, got, want)
 		}
+	}
+}
+
+// Behind trusted proxies the client is the last X-Forwarded-For address
+// that is not a trusted proxy; what a client writes to the left of it, or
+// sends without a trusted proxy, is not believed.
+func TestClientBehindTrustedProxies(t *testing.T) {
+	var proxies []netip.Prefix
+	for _, s := range []string{"10.0.0.0/8", "::1", "2001:db8:ff::/48"} {
+		p, err := parsePrefix(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxies = append(proxies, p)
+	}
+	for _, c := range []struct {
+		remote string
+		xff    []string
+		want   string
+	}{
+		{"10.1.2.3:5000", []string{"198.51.100.4"}, "198.51.100.4"},
+		{"10.1.2.3:5000", []string{"6.6.6.6, 198.51.100.4"}, "198.51.100.4"},     // spoofed left part ignored
+		{"10.1.2.3:5000", []string{"198.51.100.4, 10.9.9.9"}, "198.51.100.4"},    // two proxies
+		{"10.1.2.3:5000", []string{"198.51.100.4", "10.9.9.9"}, "198.51.100.4"},  // two headers
+		{"[::1]:443", []string{"2001:db8:1:2::7"}, "2001:db8:1:2::/64"},          // IPv6 client
+		{"10.1.2.3:5000", []string{"not-an-address, 10.9.9.9"}, "10.9.9.9"},      // garbage: last trusted hop
+		{"10.1.2.3:5000", nil, "10.1.2.3"},                                       // no header: the proxy
+		{"192.0.2.50:5000", []string{"198.51.100.4"}, "192.0.2.50"},              // untrusted peer: header ignored
+		{"[2001:db8:ff::5]:80", []string{"::ffff:198.51.100.9"}, "198.51.100.9"}, // mapped address unmapped
+	} {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.RemoteAddr = c.remote
+		for _, h := range c.xff {
+			r.Header.Add("X-Forwarded-For", h)
+		}
+		if got := clientKey(r, proxies); got != c.want {
+			t.Errorf("%s with X-Forwarded-For %q: client %s, want %s", c.remote, c.xff, got, c.want)
+		}
+	}
+	if _, err := parsePrefix("10.0.0.0/33"); err == nil {
+		t.Error("a bad prefix parsed")
 	}
 }
 

@@ -88,10 +88,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !httpx.DecodeJSON(w, r, authBodyLimit, &req) {
 		return
 	}
-	keys := []loginKey{{"client", clientKey(r)}, {"user", req.Username}}
+	keys := []loginKey{{"client", clientKey(r, s.proxies)}, {"user", req.Username}}
 	if wait, kind := s.users.limiter.take(keys...); wait > 0 {
 		secs := int(math.Ceil(wait.Seconds()))
-		s.log.Warn("login refused: too many failures", "limit", kind, "user", req.Username, "remote", r.RemoteAddr)
+		s.log.Warn("login refused: too many failures", "limit", kind, "user", req.Username, "client", clientAddr(r, s.proxies))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		httpx.Error(w, http.StatusTooManyRequests, "rate_limited",
 			"too many failed logins for this %s; retry in %d s", kind, secs)
@@ -99,7 +99,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	p, id, csrf, ok := s.users.Login(req.Username, req.Password)
 	if !ok {
-		s.log.Info("login failed", "user", req.Username, "remote", r.RemoteAddr)
+		s.log.Info("login failed", "user", req.Username, "client", clientAddr(r, s.proxies))
 		httpx.Error(w, http.StatusUnauthorized, "unauthorized", "wrong user name or password")
 		return
 	}

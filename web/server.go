@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,12 @@ type Config struct {
 	// SessionMaxAge ends any session this long after login.
 	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
 	SessionMaxAge      time.Duration `yaml:"session_max_age"`
+	// TrustedProxies are the addresses (CIDR prefixes) of reverse proxies
+	// in front of Meridian. A request from one of them is attributed to
+	// the last address of X-Forwarded-For that is not itself a trusted
+	// proxy (for the login limit and the logs); X-Forwarded-For from any
+	// other peer is ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // TokenConfig is one static API token: its SHA-256 (hex) or the token itself
@@ -79,6 +86,11 @@ func (c Config) Validate(r *config.Reporter) {
 	}
 	if c.MaxBodyBytes < 1024 {
 		r.Errorf("max_body_bytes", "expected at least 1024, got %d", c.MaxBodyBytes)
+	}
+	for i, p := range c.TrustedProxies {
+		if _, err := parsePrefix(p); err != nil {
+			r.Index("trusted_proxies", i).Errorf("", "expected an address or CIDR prefix (10.0.0.0/8, ::1), got %q", p)
+		}
 	}
 	for i, t := range c.Tokens {
 		tr := r.Index("tokens", i)
@@ -216,6 +228,8 @@ type Server struct {
 	ln     net.Listener
 	done   chan error
 	tokens []staticToken
+	// proxies: cfg.TrustedProxies parsed.
+	proxies []netip.Prefix
 
 	rootMounted bool
 	routes      []string
@@ -241,6 +255,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Log = slog.Default()
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Log.With("component", "web"), mux: http.NewServeMux()}
+	for _, p := range cfg.TrustedProxies {
+		pp, err := parsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("web: trusted_proxies: %q: %w", p, err)
+		}
+		s.proxies = append(s.proxies, pp)
+	}
 	for _, t := range cfg.Tokens {
 		st := staticToken{name: t.Name, role: t.Role}
 		if t.SHA256 != "" {

@@ -40,6 +40,7 @@ func TestBadConfigs(t *testing.T) {
 		"retention.yaml":           {"clickhouse.retention.flows", "at least 24h"},
 		"log-format.yaml":          {"log.format", "expected text or json"},
 		"token-role.yaml":          {"http.tokens[0].role", "expected viewer, operator or admin"},
+		"trusted-proxies.yaml":     {"http.trusted_proxies[1]", "expected an address or CIDR prefix", `"not-a-net"`},
 	}
 	files, _ := filepath.Glob("testdata/bad/*.yaml")
 	if len(files) != len(cases) {
