@@ -167,7 +167,10 @@ func (s *Store) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	// Each statement is bounded by the query timeout; the whole run by 30
+	// minutes (a migration that back-fills a derived table from a large
+	// history takes minutes; docs/operations.md).
+	mctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	if _, err := Migrate(mctx, conn, s.log); err != nil {
 		conn.Close()

@@ -27,6 +27,11 @@ type Migration struct {
 	// column their daily partitions are keyed by. Retention drops their old
 	// partitions.
 	Partitioned []string
+	// Run, when set, runs after Statements (before the migration is
+	// recorded): work that SQL statements alone cannot bound, such as
+	// back-filling a derived table a day at a time. Like Statements it
+	// must be safe to run again from the start.
+	Run func(ctx context.Context, conn driver.Conn) error
 }
 
 var (
@@ -96,6 +101,11 @@ func Migrate(ctx context.Context, conn driver.Conn, log *slog.Logger) ([]uint32,
 			if err := conn.Exec(ctx, stmt); err != nil {
 				return applied, fmt.Errorf("migration %d (%s), statement %d (%s): %w", m.Version, m.Name, i+1,
 					firstLine(stmt), err)
+			}
+		}
+		if m.Run != nil {
+			if err := m.Run(ctx, conn); err != nil {
+				return applied, fmt.Errorf("migration %d (%s): %w", m.Version, m.Name, err)
 			}
 		}
 		// INSERT … VALUES through Exec hangs on ClickHouse 18.16 with

@@ -1,6 +1,13 @@
 package store
 
-import "strconv"
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
 
 // Rollups the dashboard reads (package web): probe results per 5 minutes,
 // per hour and per day, filled by materialized views from probe_results.
@@ -23,11 +30,12 @@ import "strconv"
 //
 // Migration 6004 replaced the first definitions (AggregatingMergeTree with a
 // dense histogram, sumForEach over 96 UInt64 bins, ~770 bytes a row): it
-// drops the three rollups and creates them again as defined below (on a new
-// database, it recreates the empty tables 6001–6003 just made). The rollups
-// are derived data; after 6004 they hold what was ingested since, and
-// docs/operations.md tells how to rebuild older days from probe_results
-// with ProbeRollupSelect.
+// drops the three rollups, creates them again as defined below, fills them
+// from probe_results a day at a time (the 5-minute one with its last two
+// days) and only then creates their views (on a new database, it recreates
+// the empty tables 6001–6003 just made). 6005 builds the region rollup the
+// same way. Migrations run before the pipeline writes, so nothing is
+// counted twice or missed between a rebuild and its view.
 func init() {
 	Register(
 		Migration{
@@ -52,17 +60,38 @@ func init() {
 			Version: 6004,
 			Name:    "probe_rollups_summing_sparse_histogram",
 			Statements: rollupStatements(
-				dropRollup(rollup5m), probeRollup(rollup5m),
-				dropRollup(rollup1h), probeRollup(rollup1h),
-				dropRollup(rollup1d), probeRollup(rollup1d)),
+				dropRollup(rollup5m), dropRollup(rollup1h), dropRollup(rollup1d),
+				[]string{probeRollupTable(rollup5m.name, rollup5m.key, rollup5m.granularity),
+					probeRollupTable(rollup1h.name, rollup1h.key, rollup1h.granularity),
+					probeRollupTable(rollup1d.name, rollup1d.key, rollup1d.granularity)}),
+			// The new tables are filled from probe_results (the history
+			// the dashboard had), then their views are created.
+			Run: func(ctx context.Context, conn driver.Conn) error {
+				for _, r := range []rollupDef{rollup5m, rollup1h, rollup1d} {
+					if err := rebuildRollup(ctx, conn, r.rebuild()); err != nil {
+						return err
+					}
+					if err := conn.Exec(ctx, probeRollupView(r.name, r.bucket)); err != nil {
+						return fmt.Errorf("create %s_mv: %w", r.name, err)
+					}
+				}
+				return nil
+			},
 		},
 		Migration{
 			Version: 6005,
 			Name:    "probe_rollup_region_1h",
 			Statements: []string{
+				"DROP TABLE IF EXISTS probe_rollup_region_1h_mv",
+				"DROP TABLE IF EXISTS probe_rollup_region_1h",
 				probeRegionRollupTable,
-				`CREATE MATERIALIZED VIEW IF NOT EXISTS probe_rollup_region_1h_mv TO probe_rollup_region_1h AS ` +
-					ProbeRegionRollupSelect(""),
+			},
+			Run: func(ctx context.Context, conn driver.Conn) error {
+				if err := rebuildRollup(ctx, conn, ProbeRollup{"probe_rollup_region_1h", ProbeRegionRollupColumns, ProbeRegionRollupSelect}); err != nil {
+					return err
+				}
+				return conn.Exec(ctx, `CREATE MATERIALIZED VIEW IF NOT EXISTS probe_rollup_region_1h_mv TO probe_rollup_region_1h AS `+
+					ProbeRegionRollupSelect(""))
 			},
 			Partitioned: []string{"probe_rollup_region_1h"},
 		},
@@ -103,6 +132,37 @@ func probeRollup(r rollupDef) []string {
 
 func dropRollup(r rollupDef) []string {
 	return []string{"DROP TABLE IF EXISTS " + r.name + "_mv", "DROP TABLE IF EXISTS " + r.name}
+}
+
+// rollup5mHistory is how much history the 5-minute rollup is rebuilt
+// with: it serves ranges up to 12 hours.
+const rollup5mHistory = 2 * 24 * time.Hour
+
+// rebuildRollup fills an empty rollup from probe_results, one day (UTC) at
+// a time so that memory stays bounded whatever the history. Migrations run
+// before the pipeline writes, so no row arrives between the rebuild and
+// the creation of the rollup's view.
+func rebuildRollup(ctx context.Context, conn driver.Conn, rb ProbeRollup) error {
+	var n uint64
+	var lo, hi time.Time
+	if err := conn.QueryRow(ctx, "SELECT count(), min(time), max(time) FROM probe_results").Scan(&n, &lo, &hi); err != nil {
+		return fmt.Errorf("rebuild %s: %w", rb.Table, err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if rb.Table == rollup5m.name {
+		if since := hi.Add(-rollup5mHistory); lo.Before(since) {
+			lo = since
+		}
+	}
+	for day := lo.UTC().Truncate(24 * time.Hour); !day.After(hi); day = day.Add(24 * time.Hour) {
+		where := fmt.Sprintf("time >= toDateTime(%d) AND time < toDateTime(%d)", day.Unix(), day.Add(24*time.Hour).Unix())
+		if err := conn.Exec(ctx, "INSERT INTO "+rb.Table+" ("+rb.Columns+") "+rb.Select(where)); err != nil {
+			return fmt.Errorf("rebuild %s for %s: %w", rb.Table, day.Format("2006-01-02"), err)
+		}
+	}
+	return nil
 }
 
 func rollupStatements(ss ...[]string) []string {

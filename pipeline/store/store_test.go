@@ -105,3 +105,78 @@ func TestRetentionDropsOldPartitions(t *testing.T) {
 		t.Errorf("left %d probe rows (want 3) and %d flow rows (want 5, retention 0 keeps all)", probes, flows)
 	}
 }
+
+// Migrations 6004 and 6005 replace the probe rollups: the new tables are
+// filled from the history in probe_results, and their views count what
+// arrives afterwards. Re-running them (as after an interruption) neither
+// loses nor doubles anything.
+func TestProbeRollupMigrationKeepsHistory(t *testing.T) {
+	conn, _ := chtest.DB(t)
+	ctx := context.Background()
+	insert := func(from time.Time, n int) {
+		t.Helper()
+		// A round every 10 minutes, 3 source regions, 5 targets.
+		if err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO probe_results (time, src_region, target, target_region, check_name, probe_type,
+	sent, received, rtt_p50_ms, rtt_min_ms, rtt_max_ms, jitter_ms)
+SELECT toDateTime(%d + number * 600), concat('r', toString(number %% 3)), concat('t', toString(number %% 5)), 'eu', 'c', 'icmp',
+	10, toUInt32(number %% 11), 1.5 + number %% 7, 1, 2, 0.1 FROM system.numbers LIMIT %d`, from.Unix(), n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC()
+	insert(now.Add(-4*24*time.Hour), 4*144) // four days of history
+	// Forget 6004 and 6005, as on a database made before them.
+	if err := conn.Exec(ctx, "ALTER TABLE schema_migrations DELETE WHERE version IN (6004, 6005)"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		done, err := store.AppliedMigrations(ctx, conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !done[6004] && !done[6005] {
+			break
+		}
+		if i == 100 {
+			t.Fatal("schema_migrations mutation not done")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	check := func(when string) {
+		t.Helper()
+		var rounds, sent, regionRounds, recent uint64
+		var hi time.Time
+		if err := conn.QueryRow(ctx, `SELECT count(), sum(toUInt64(sent)), sum(length(arrayDistinct([src_region, target_region]))), max(time)
+FROM probe_results`).Scan(&rounds, &sent, &regionRounds, &hi); err != nil {
+			t.Fatal(err)
+		}
+		// The 5-minute rollup is rebuilt for the last two days only; its
+		// view counts everything after.
+		since := hi.Add(-2 * 24 * time.Hour).UTC().Truncate(24 * time.Hour)
+		if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count() FROM probe_results WHERE time >= toDateTime(%d)", since.Unix())).Scan(&recent); err != nil {
+			t.Fatal(err)
+		}
+		for table, want := range map[string][2]uint64{
+			"probe_rollup_1h": {rounds, sent}, "probe_rollup_1d": {rounds, sent},
+			"probe_rollup_region_1h": {regionRounds, regionRounds * 10}, "probe_rollup_5m": {recent, recent * 10},
+		} {
+			var r, s uint64
+			if err := conn.QueryRow(ctx, "SELECT sum(n_rounds), sum(n_sent) FROM "+table).Scan(&r, &s); err != nil {
+				t.Fatal(err)
+			}
+			if r != want[0] || s != want[1] {
+				t.Errorf("%s %s: %d rounds, %d sent; want %d, %d", when, table, r, s, want[0], want[1])
+			}
+		}
+	}
+	applied, err := store.Migrate(ctx, conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(applied) != "[6004 6005]" {
+		t.Fatalf("applied %v", applied)
+	}
+	check("after the migration")
+	insert(now.Add(-time.Hour), 5) // the views count new rounds
+	check("after new rounds")
+}
