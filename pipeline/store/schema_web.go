@@ -206,6 +206,30 @@ var histBin = `toUInt8(least(` + strconv.Itoa(ProbeHistBins-1) + `, greatest(0, 
 const ProbeRollupColumns = "t, src_region, src_site, target, target_region, target_site, check_name, probe_type, " +
 	"n_rounds, n_sent, n_received, `rtt_histMap.bin`, `rtt_histMap.n`, rtt_min, rtt_max, jitter, last_seen"
 
+// probeRollupMeasures are the columns every probe rollup sums or merges,
+// and probeRollupAggregates the expressions over probe_results that fill
+// them. A round without an answer counts 0 in its bin (dropped when
+// merged).
+const probeRollupMeasures = `	n_rounds UInt64,
+	n_sent UInt64,
+	n_received UInt64,
+	rtt_histMap Nested(bin UInt8, n UInt64),
+	rtt_min AggregateFunction(minIf, Float64, UInt8),
+	rtt_max AggregateFunction(maxIf, Float64, UInt8),
+	jitter AggregateFunction(avgIf, Float64, UInt8),
+	last_seen AggregateFunction(max, DateTime)
+`
+
+var probeRollupAggregates = `	count() AS n_rounds,
+	sum(toUInt64(sent)) AS n_sent,
+	sum(toUInt64(received)) AS n_received,
+	tupleElement(sumMap([` + histBin + `], [toUInt64(received > 0)]) AS hist, 1) AS ` + "`rtt_histMap.bin`" + `,
+	tupleElement(hist, 2) AS ` + "`rtt_histMap.n`" + `,
+	minIfState(rtt_min_ms, received > 0) AS rtt_min,
+	maxIfState(rtt_max_ms, received > 0) AS rtt_max,
+	avgIfState(jitter_ms, received > 1) AS jitter,
+	maxState(time) AS last_seen`
+
 func probeRollupTable(name, key string, granularity int) string {
 	return `CREATE TABLE IF NOT EXISTS ` + name + ` (
 	t DateTime,
@@ -216,15 +240,7 @@ func probeRollupTable(name, key string, granularity int) string {
 	target_site String,
 	check_name String,
 	probe_type String,
-	n_rounds UInt64,
-	n_sent UInt64,
-	n_received UInt64,
-	rtt_histMap Nested(bin UInt8, n UInt64),
-	rtt_min AggregateFunction(minIf, Float64, UInt8),
-	rtt_max AggregateFunction(maxIf, Float64, UInt8),
-	jitter AggregateFunction(avgIf, Float64, UInt8),
-	last_seen AggregateFunction(max, DateTime)
-) ENGINE = SummingMergeTree
+` + probeRollupMeasures + `) ENGINE = SummingMergeTree
 PARTITION BY toYYYYMMDD(t)
 ORDER BY (` + key + `, src_site, target_site, check_name, probe_type)
 SETTINGS index_granularity = ` + strconv.Itoa(granularity)
@@ -242,19 +258,10 @@ func ProbeRollupSelect(bucket, where string) string {
 	if where != "" {
 		where = "\nWHERE " + where
 	}
-	// A round without an answer counts 0 in its bin (dropped when merged).
 	return `SELECT
 	` + bucket + ` AS t,
 	src_region, src_site, target, target_region, target_site, check_name, probe_type,
-	count() AS n_rounds,
-	sum(toUInt64(sent)) AS n_sent,
-	sum(toUInt64(received)) AS n_received,
-	tupleElement(sumMap([` + histBin + `], [toUInt64(received > 0)]) AS hist, 1) AS ` + "`rtt_histMap.bin`" + `,
-	tupleElement(hist, 2) AS ` + "`rtt_histMap.n`" + `,
-	minIfState(rtt_min_ms, received > 0) AS rtt_min,
-	maxIfState(rtt_max_ms, received > 0) AS rtt_max,
-	avgIfState(jitter_ms, received > 1) AS jitter,
-	maxState(time) AS last_seen
+` + probeRollupAggregates + `
 FROM probe_results` + where + `
 GROUP BY t, src_region, src_site, target, target_region, target_site, check_name, probe_type`
 }
@@ -268,15 +275,7 @@ GROUP BY t, src_region, src_site, target, target_region, target_site, check_name
 const probeRegionRollupTable = `CREATE TABLE IF NOT EXISTS probe_rollup_region_1h (
 	t DateTime,
 	region String,
-	n_rounds UInt64,
-	n_sent UInt64,
-	n_received UInt64,
-	rtt_histMap Nested(bin UInt8, n UInt64),
-	rtt_min AggregateFunction(minIf, Float64, UInt8),
-	rtt_max AggregateFunction(maxIf, Float64, UInt8),
-	jitter AggregateFunction(avgIf, Float64, UInt8),
-	last_seen AggregateFunction(max, DateTime)
-) ENGINE = SummingMergeTree
+` + probeRollupMeasures + `) ENGINE = SummingMergeTree
 PARTITION BY toYYYYMMDD(t)
 ORDER BY (region, t)
 SETTINGS index_granularity = 256`
@@ -294,15 +293,7 @@ func ProbeRegionRollupSelect(where string) string {
 	return `SELECT
 	toStartOfHour(time) AS t,
 	region,
-	count() AS n_rounds,
-	sum(toUInt64(sent)) AS n_sent,
-	sum(toUInt64(received)) AS n_received,
-	tupleElement(sumMap([` + histBin + `], [toUInt64(received > 0)]) AS hist, 1) AS ` + "`rtt_histMap.bin`" + `,
-	tupleElement(hist, 2) AS ` + "`rtt_histMap.n`" + `,
-	minIfState(rtt_min_ms, received > 0) AS rtt_min,
-	maxIfState(rtt_max_ms, received > 0) AS rtt_max,
-	avgIfState(jitter_ms, received > 1) AS jitter,
-	maxState(time) AS last_seen
+` + probeRollupAggregates + `
 FROM probe_results
 ARRAY JOIN arrayDistinct([src_region, target_region]) AS region` + where + `
 GROUP BY t, region`
