@@ -2,11 +2,13 @@ package slo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/meridian-obs/meridian/pipeline/store"
@@ -380,9 +382,9 @@ const warmQueryMax = 64
 const warmQueryBytes = 200_000
 
 // aggregateWarmAll runs the forward pass of the steady-state SLOs, several
-// per query, and returns the jobs that succeeded. When a grouped query
-// fails, its SLOs are retried one by one, so one SLO's bad expression
-// fails only that SLO.
+// per query, and returns the jobs that succeeded. When ClickHouse refuses
+// a grouped query, its SLOs are retried one by one, so one SLO's bad
+// expression fails only that SLO; any other failure fails the group.
 func (e *Engine) aggregateWarmAll(ctx context.Context, conn driver.Conn, jobs []warmJob, to time.Time, b *cycleBatch) []warmJob {
 	byTable := map[string][]int{}
 	var tables []string
@@ -409,11 +411,21 @@ func (e *Engine) aggregateWarmAll(ctx context.Context, conn driver.Conn, jobs []
 			group := idx[:n]
 			idx = idx[n:]
 			if len(group) > 1 {
-				if err := e.queryWarm(ctx, conn, jobs, group, to); err == nil {
+				err := e.queryWarm(ctx, conn, jobs, group, to)
+				if err == nil {
 					for _, i := range group {
 						e.finishWarm(&jobs[i], to, b)
 						e.setRecErr(jobs[i].s.Name, nil)
 						ok = append(ok, jobs[i])
+					}
+					continue
+				}
+				var ex *clickhouse.Exception
+				if !errors.As(err, &ex) {
+					// Not an SLO's fault (connection, timeout, shutdown):
+					// one query per SLO would only fail the same way.
+					for _, i := range group {
+						e.setRecErr(jobs[i].s.Name, err)
 					}
 					continue
 				}
