@@ -96,34 +96,9 @@ func run(addr, db string, days, regions, targets int, interval time.Duration, re
 	if err := seed(ctx, conn, now, days, regions, targets, interval); err != nil {
 		return err
 	}
-	// A rollup created after the data (a changed migration) is rebuilt, a
-	// day at a time (bounded memory), skipping the days it already holds.
-	// The 5-minute rollup only serves ranges up to 12 hours: its last two
-	// days are enough.
-	for _, rb := range store.ProbeRollups {
-		rbDays := days
-		if rb.Table == "probe_rollup_5m" {
-			rbDays = 2
-		}
-		for d := rbDays; d >= 0; d-- {
-			day := now.Add(-time.Duration(d) * 24 * time.Hour).Truncate(24 * time.Hour).Unix()
-			var have, raw uint64
-			if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count() FROM %s WHERE t >= toDateTime(%d) AND t < toDateTime(%d)", rb.Table, day, day+86400)).Scan(&have); err != nil {
-				return err
-			}
-			if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count() FROM probe_results WHERE time >= toDateTime(%d) AND time < toDateTime(%d)", day, day+86400)).Scan(&raw); err != nil {
-				return err
-			}
-			if have > 0 || raw == 0 {
-				continue
-			}
-			fmt.Printf("rebuilding %s for %s …\n", rb.Table, time.Unix(day, 0).UTC().Format("2006-01-02"))
-			where := fmt.Sprintf("time >= toDateTime(%d) AND time < toDateTime(%d)", day, day+86400)
-			if err := conn.Exec(ctx, "INSERT INTO "+rb.Table+" ("+rb.Columns+") "+rb.Select(where)); err != nil {
-				return err
-			}
-		}
-	}
+	// The rollups are filled by their views as the data is seeded (and,
+	// for a -keep database made before a rollup changed, rebuilt by its
+	// migration: store.Migrate above).
 	for _, tbl := range append([]store.ProbeRollup{{Table: "probe_results"}}, store.ProbeRollups...) {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM "+tbl.Table).Scan(&n); err != nil {
