@@ -19,9 +19,11 @@ build: ## build meridian, meridian-agent and the tools into bin/
 deps: ## install the Debian packages the tests and the demo use (root)
 	@bash scripts/install-deps.sh
 
-test: ## run every test (real ClickHouse and peers; CI=true makes a missing peer a failure)
+test: ## install the test peers if missing (root), run every test, list every skip loudly
+	@bash scripts/test-peers.sh
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 30m $(GOTESTFLAGS) $(PKGS)
+	@$(GO) build -o $(BIN)/testsummary ./internal/tools/testsummary
+	set -o pipefail; $(GO) test -json -count=1 -timeout 30m $(GOTESTFLAGS) $(PKGS) | $(BIN)/testsummary
 
 test-race: ## run every test with the race detector
 	$(GO) test -race -count=1 -timeout 45m $(GOTESTFLAGS) $(PKGS)
