@@ -101,6 +101,13 @@ func simPrepare(ctx context.Context, cfgPath string, dryRun bool, stdout io.Writ
 			}
 			sl["udp"] = addr
 			fw["syslog"] = sl
+			// The region firewalls, so that events carry their region.
+			if fw["devices"] == nil {
+				fw["devices"] = n.FirewallDevices()
+			}
+			if fw["networks"] == nil {
+				fw["networks"] = n.FirewallNetworks()
+			}
 			m["firewall"] = fw
 		}
 	}
@@ -114,6 +121,14 @@ func simPrepare(ctx context.Context, cfgPath string, dryRun bool, stdout io.Writ
 			}
 			if s, _ := fl["netflow_listen"].(string); s == "" {
 				fl["netflow_listen"] = addr
+			}
+			// The regions' prefixes and exporters, so that the demo's
+			// traffic between eu, us, ap and the internet is enriched.
+			if fl["networks"] == nil {
+				fl["networks"] = n.FlowNetworks()
+			}
+			if fl["exporters"] == nil {
+				fl["exporters"] = n.FlowExporters()
 			}
 			m["flows"] = fl
 		}

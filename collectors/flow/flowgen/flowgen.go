@@ -33,6 +33,10 @@ type Generator struct {
 	Domain uint32
 	// Agent is the sFlow agent IPv4 address.
 	Agent [4]byte
+	// Addrs, when set, chooses the source and destination addresses of
+	// flow i (e.g. the demo's traffic between its regions); otherwise they
+	// derive from i (10.x.y.z → 172.16-31.y.z).
+	Addrs func(i uint64) (src, dst [4]byte)
 
 	seq    uint32
 	n      uint64
@@ -272,6 +276,9 @@ func (g *Generator) Next(b []byte, unixSecs uint32) []byte {
 
 func (g *Generator) take() flow {
 	f := flowN(g.n)
+	if g.Addrs != nil {
+		f.src, f.dst = g.Addrs(g.n)
+	}
 	g.n++
 	g.totals.Flows++
 	if g.Kind == SFlow5 {
