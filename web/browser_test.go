@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -423,6 +424,46 @@ func TestDashboardInBrowser(t *testing.T) {
 		})
 	}
 	b.t = t
+
+	// #16: every time chart spans exactly the selected range, read from the
+	// chart's own x scale, however little data it has (the seeds cover 6 h;
+	// the range asked is 7 days), and a zoom is kept.
+	t.Run("time axes span the selected range", func(t *testing.T) {
+		b.t = t
+		const week = 7 * 24 * 3600
+		for _, page := range []string{"probes", "flows", "firewall", "slo/checkout-latency?region=eu-west"} {
+			sep := "?"
+			if strings.Contains(page, "?") {
+				sep = "&"
+			}
+			b.open(base + "#/" + page + sep + "range=7d")
+			got := b.eval(`JSON.stringify(Array.from(document.querySelectorAll(".chart")).filter(e => e.uplot).map(e => [e.getAttribute("data-chart"), e.uplot.scales.x.min, e.uplot.scales.x.max]))`)
+			var spans [][3]any
+			if err := json.Unmarshal([]byte(got), &spans); err != nil || len(spans) == 0 {
+				t.Fatalf("%s: no chart scales (%v): %s", page, err, got)
+			}
+			now := float64(time.Now().Unix())
+			for _, sp := range spans {
+				min, _ := sp[1].(float64)
+				max, _ := sp[2].(float64)
+				if d := max - min; d < week-120 || d > week+120 {
+					t.Errorf("%s chart %v spans %.0f s (%s … %s); want the 7 days selected", page, sp[0], d,
+						time.Unix(int64(min), 0).UTC().Format(time.RFC3339), time.Unix(int64(max), 0).UTC().Format(time.RFC3339))
+				}
+				if max < now-300 || max > now+300 {
+					t.Errorf("%s chart %v ends at %s; want now", page, sp[0], time.Unix(int64(max), 0).UTC().Format(time.RFC3339))
+				}
+			}
+		}
+		// A zoom (what a drag selection does: setScale with its bounds) holds.
+		b.open(base + "#/probes?range=7d")
+		// uPlot commits a new scale in a microtask: read it after one.
+		zoomed := b.evalIntAwait(`new Promise(function(done){var u=document.querySelector(".chart[data-chart=smoke]").uplot;var z=u.scales.x.max-3600;
+			u.setScale("x",{min:z-3600,max:z});setTimeout(function(){done(Math.round(u.scales.x.max-u.scales.x.min))},50)})`)
+		if zoomed != 3600 {
+			t.Errorf("after a zoom the smoke chart spans %d s; want 3600", zoomed)
+		}
+	})
 
 	t.Run("filters change what is shown", func(t *testing.T) {
 		b.t = t

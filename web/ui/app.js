@@ -129,8 +129,47 @@
     opts.width = width;
     opts.height = opts.height || 220;
     var u = new window.uPlot(opts, data, el);
+    // The chart's own x scale, for the browser tests and for people reading
+    // the DOM: what range the axis really spans (seconds).
+    el.uplot = u;
     charts.push({ u: u, el: el });
     return u;
+  }
+  // span is the time range a chart must show, in seconds: the range picked
+  // in the filter bar, ending where the answer says it ends (else now); the
+  // answer's step_seconds tells where buckets are missing. Every time chart spans exactly this range,
+  // whatever its data, until the user zooms in (drag) or out (double-click).
+  function span(d) {
+    var to = d && d.to ? new Date(d.to).getTime() / 1000 : Date.now() / 1000;
+    var from = to - rangeMs() / 1000;
+    return { from: from, to: to, step: (d && d.step_seconds) || 0 };
+  }
+  // withGaps inserts a null after every point followed by a missing bucket,
+  // so that a line breaks where nothing was measured (a measured zero stays
+  // a zero): [t, col1, col2, …] in, the same shape out.
+  function withGaps(data, step) {
+    if (!step) return data;
+    var out = data.map(function () { return []; });
+    var t = data[0];
+    for (var i = 0; i < t.length; i++) {
+      if (i > 0 && t[i] - t[i - 1] > 1.5 * step) {
+        out[0].push(t[i - 1] + step);
+        for (var c = 1; c < data.length; c++) out[c].push(null);
+      }
+      for (var k = 0; k < data.length; k++) out[k].push(data[k][i]);
+    }
+    return out;
+  }
+  // xScale is a time scale fixed to sp. uPlot asks the range function for
+  // the data's extremes when it autoscales (first draw, double-click) and
+  // for the selection when the user zooms: the first gets sp, the second is
+  // kept.
+  function xScale(sp) {
+    return { time: true, range: function (u, min, max) {
+      var t = u.data && u.data[0];
+      if (min == null || max == null || !t || !t.length || (min === t[0] && max === t[t.length - 1])) return [sp.from, sp.to];
+      return [min, max];
+    } };
   }
   function timeAxis() { return { stroke: "#5c6577", grid: { stroke: "#eef0f4" } }; }
   function yAxis(label, fmt) {
@@ -143,10 +182,11 @@
 
   // Smoke chart: median line over bands of the 5–95 and 25–75 percentiles.
   function smokeChart(el, s) {
-    var data = [s.t, s.p05, s.p25, s.median, s.p75, s.p95];
+    var sp = span(s);
+    var data = withGaps([s.t, s.p05, s.p25, s.median, s.p75, s.p95], sp.step);
     return plot(el, {
       title: "Latency (median of rounds, 25–75 and 5–95 percentile bands)",
-      scales: { x: { time: true } },
+      scales: { x: xScale(sp) },
       series: [{},
         { label: "p5", stroke: "rgba(93,160,255,0.0)", points: { show: false } },
         { label: "p25", stroke: "rgba(93,160,255,0.0)", points: { show: false } },
@@ -157,12 +197,14 @@
       axes: [timeAxis(), yAxis("ms")]
     }, data);
   }
-  function lineChart(el, title, t, cols, labels, colors, unit, fmt, extra) {
+  // lineChart draws cols over t within sp (span(answer)); see span.
+  function lineChart(el, title, t, cols, labels, colors, unit, fmt, extra, sp) {
+    sp = sp || span(null);
     var series = [{}];
     cols.forEach(function (c, i) { series.push({ label: labels[i], stroke: colors[i % colors.length], width: 2, points: { show: t.length < 60 } }); });
-    var opts = { title: title, scales: { x: { time: true } }, series: series, axes: [timeAxis(), yAxis(unit, fmt)] };
+    var opts = { title: title, scales: { x: xScale(sp) }, series: series, axes: [timeAxis(), yAxis(unit, fmt)] };
     if (extra) extra(opts);
-    return plot(el, opts, [t].concat(cols));
+    return plot(el, opts, withGaps([t].concat(cols), sp.step));
   }
   var palette = ["#1f5fbf", "#cf3a3a", "#2e9d57", "#d99a14", "#7b4bc4", "#0f8e9c", "#b84f8c", "#6b7280", "#8c6d1f", "#3355aa"];
 
@@ -396,7 +438,7 @@
         [budgetCard, burnCard, sliCard].forEach(function (c) { replaceBody(c, e.cloneNode(true)); });
       } else {
         var be = chartEl("budget"); replaceBody(budgetCard, be);
-        lineChart(be, "", d.t, [d.error_budget_remaining.map(function (v) { return v === null ? null : v * 100; })], ["budget %"], ["#2e9d57"], "%");
+        lineChart(be, "", d.t, [d.error_budget_remaining.map(function (v) { return v === null ? null : v * 100; })], ["budget %"], ["#2e9d57"], "%", null, null, span(d));
         var ws = Object.keys(d.burn_rates).filter(function (w) { return w !== "window"; });
         var bc = chartEl("burn"); replaceBody(burnCard, [bc, h("p", { class: "legend-note", text: "Dashed lines: page at 14.4× (1 h/5 m) and 6× (6 h/30 m); ticket at 3× (1 d/2 h) and 1× (3 d/6 h)." })]);
         var thr = thresholds(status);
@@ -404,10 +446,10 @@
           ws.concat(thr.map(function (x) { return "threshold " + x + "×"; })), palette, "×", null, function (o) {
             for (var i = ws.length + 1; i < o.series.length; i++) { o.series[i].dash = [6, 4]; o.series[i].width = 1; o.series[i].stroke = "#9aa3b2"; o.series[i].points = { show: false }; }
             o.scales.y = { distr: 3 };
-          });
+          }, span(d));
         var se = chartEl("sli"); replaceBody(sliCard, se);
         lineChart(se, "", d.t, [d.sli.map(function (v) { return v === null ? null : v * 100; }), d.t.map(function () { return d.objective === null ? null : d.objective * 100; })],
-          ["SLI %", "objective"], ["#1f5fbf", "#cf3a3a"], "%");
+          ["SLI %", "objective"], ["#1f5fbf", "#cf3a3a"], "%", null, null, span(d));
       }
       var ev = rs[2];
       replaceBody(alertsCard, ev.ok ? alertEventTable(ev.data.events || []) : failed(ev, "Alerts"));
@@ -466,9 +508,9 @@
         }
         var se = chartEl("smoke"); replaceBody(smoke, se); smokeChart(se, s);
         var le = chartEl("loss"); replaceBody(loss, le);
-        lineChart(le, "", s.t, [s.loss.map(function (v) { return v === null ? null : v * 100; })], ["loss %"], ["#cf3a3a"], "%");
+        lineChart(le, "", s.t, [s.loss.map(function (v) { return v === null ? null : v * 100; })], ["loss %"], ["#cf3a3a"], "%", null, null, span(s));
         var je = chartEl("jitter"); replaceBody(jit, je);
-        lineChart(je, "", s.t, [s.jitter], ["jitter ms"], ["#7b4bc4"], "ms");
+        lineChart(je, "", s.t, [s.jitter], ["jitter ms"], ["#7b4bc4"], "ms", null, null, span(s));
       }),
       get("/api/v1/probes/summary", q).then(function (r) {
         if (seq !== renderSeq) return;
@@ -519,7 +561,7 @@
         var el = chartEl("flow-rate"); replaceBody(rate, el);
         lineChart(el, "", r.data.t, [r.data.bits_per_second, r.data.packets_per_second], ["bits/s", "packets/s"], ["#1f5fbf", "#d99a14"], "", function (v) { return fmtRate(v, ""); }, function (o) {
           o.scales.pps = {}; o.series[2].scale = "pps"; o.axes.push({ scale: "pps", side: 1, grid: { show: false }, size: 80, values: function (u, vals) { return vals.map(function (v) { return fmtRate(v, "pps"); }); } });
-        });
+        }, span(r.data));
       }),
       get("/api/v1/flows/matrix", q).then(function (r) {
         if (seq !== renderSeq) return;
@@ -567,7 +609,7 @@
       if (!r.ok) { replaceBody(rate, failed(r, "Deny rate")); return; }
       if (!r.data.devices.length) { replaceBody(rate, none()); return; }
       var el = chartEl("deny-rate"); replaceBody(rate, [el, h("p", { class: "legend-note" }, "Devices: ", r.data.devices.map(function (d) { return [h("a", { href: href("firewall", "", { device: d.device }), text: d.device }), " "]; }))]);
-      lineChart(el, "", r.data.t, r.data.devices.map(function (d) { return d.per_second; }), r.data.devices.map(function (d) { return d.device; }), palette, "/s", function (v) { return v === 0 ? "0" : String(Number(v.toPrecision(2))); });
+      lineChart(el, "", r.data.t, r.data.devices.map(function (d) { return d.per_second; }), r.data.devices.map(function (d) { return d.device; }), palette, "/s", function (v) { return v === 0 ? "0" : String(Number(v.toPrecision(2))); }, null, span(r.data));
     })].concat(tops.map(function (t, i) {
       var tq = new URLSearchParams(q.toString()); tq.set("by", t[0]);
       return get("/api/v1/firewall/top", tq).then(function (r) {
