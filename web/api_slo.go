@@ -198,6 +198,7 @@ type AlertEvent struct {
 	Severity    string            `json:"severity"`
 	Labels      map[string]string `json:"labels"`
 	Summary     string            `json:"summary,omitempty"`
+	Description string            `json:"description,omitempty"`
 	StartsAt    time.Time         `json:"starts_at"`
 	EndsAt      *time.Time        `json:"ends_at"`
 }
@@ -240,8 +241,14 @@ ORDER BY time DESC LIMIT ?`
 			}
 		}
 		for i := range an {
-			if an[i] == "summary" && i < len(av) {
+			if i >= len(av) {
+				continue
+			}
+			switch an[i] {
+			case "summary":
 				e.Summary = av[i]
+			case "description":
+				e.Description = av[i]
 			}
 		}
 		e.Time, e.StartsAt = e.Time.UTC(), e.StartsAt.UTC()

@@ -465,6 +465,52 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	})
 
+	// #16: the alerts table says which rule fired and stays inside its card;
+	// a grouped SLO's "(all)" cell shows its worst region, not "no data".
+	t.Run("alerts say which rule fired and the overview shows the worst region", func(t *testing.T) {
+		b.t = t
+		ctx := context.Background()
+		bt, err := conn.PrepareBatch(ctx, `INSERT INTO alerts (time, fingerprint, source, status, alertname, slo, severity, label_names,
+		label_values, annotation_names, annotation_values, starts_at, ends_at)`)
+		must(t, err)
+		at := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Second)
+		ln := []string{"alertname", "slo", "region", "severity", "long_window", "short_window"}
+		for _, w := range [][2]string{{"1h", "5m"}, {"6h", "30m"}} {
+			must(t, bt.Append(at, "fp-rule-"+w[0], "meridian", "firing", "SLOBurnRateHigh", "checkout-latency", "page", ln,
+				[]string{"SLOBurnRateHigh", "checkout-latency", "eu-west", "page", w[0], w[1]}, []string{"summary", "description"},
+				[]string{"SLO checkout-latency (region eu-west) is burning its error budget 16.00× too fast (page) " + strings.Repeat("and a long summary that must wrap ", 6),
+					"Burn rate 16.00 over " + w[0] + " and 15.00 over " + w[1] + " (threshold 14.4)."}, at, time.Unix(0, 0)))
+		}
+		must(t, bt.Send())
+		bs, err := conn.PrepareBatch(ctx, `INSERT INTO slo_status (time, slo, grp, objective, has_data, stale, good, total, sli,
+		budget_remaining, burn_windows, burn_rates, burn_has_data, firing)`)
+		must(t, err)
+		must(t, bs.Append(time.Now().UTC().Truncate(time.Second), "checkout-latency", "", 0.999, uint8(0), uint8(0), uint64(0), uint64(0), 0.0, 0.0,
+			[]string{}, []float64{}, []uint8{}, []string{}))
+		must(t, bs.Send())
+
+		b.open(base + "#/alerts?range=6h")
+		rules := b.eval(`Array.from(document.querySelectorAll("[data-testid=alert-rule]")).map(e => e.textContent).join(",")`)
+		for _, want := range []string{"1h / 5m", "6h / 30m"} {
+			if !strings.Contains(rules, want) {
+				t.Errorf("alert rules %q lack %q", rules, want)
+			}
+		}
+		if over := b.evalInt(`(function(){var t=document.querySelector("[data-testid=alert-events]");var c=t.closest(".card");return t.scrollWidth-c.clientWidth})()`); over > 0 {
+			t.Errorf("the alerts table is %d px wider than its card", over)
+		}
+		b.screenshot("25-alerts-rules")
+
+		b.open(base + "#/overview")
+		worst := b.eval(`(function(){var e=document.querySelector("[data-testid='worst-checkout-latency'] a");return e?e.textContent+" "+e.getAttribute("href"):""})()`)
+		if !strings.HasPrefix(worst, "worst eu-west") || !strings.Contains(worst, "region=eu-west") {
+			t.Errorf(`the "(all)" cell of checkout-latency is %q; want its worst region eu-west, linked`, worst)
+		}
+		if txt := b.eval(`document.querySelector("[data-testid=slo-matrix]").innerText`); strings.Contains(txt, "no data") {
+			t.Errorf("the overview matrix says \"no data\" for an SLO with data per region:\n%s", txt)
+		}
+	})
+
 	t.Run("filters change what is shown", func(t *testing.T) {
 		b.t = t
 		b.open(base + "#/probes?range=6h")

@@ -287,6 +287,19 @@
     if (b < 0.25 || (burn !== null && burn !== undefined && burn >= 3)) return "c-warn";
     return "c-ok";
   }
+  // worstGroup is the SLO's group with data and the least error budget left
+  // (then the fastest 1 h burn), or null.
+  function worstGroup(name, groups, by) {
+    var worst = null;
+    groups.forEach(function (g) {
+      var s = by[name + "\u0000" + g];
+      if (!g || !s || !s.has_data) return;
+      var b1 = function (x) { var v = x.burn_rates && x.burn_rates["1h"]; return v === null || v === undefined ? 0 : v; };
+      if (!worst || s.error_budget_remaining < worst.error_budget_remaining ||
+        (s.error_budget_remaining === worst.error_budget_remaining && b1(s) > b1(worst))) worst = s;
+    });
+    return worst;
+  }
   function sloMatrix(r) {
     if (!r.ok) return missing(r) ? empty("No SLO status available.", "The SLO history endpoint is not served: " + errText(r)) : failed(r, "SLO status");
     var st = r.data.statuses || [];
@@ -302,9 +315,20 @@
       h("thead", null, h("tr", null, h("th", { text: "SLO \\ region" }), groups.map(function (g) { return h("th", { text: g || "(all)" }); }))));
     var tb = h("tbody");
     slos.forEach(function (name) {
-      tb.appendChild(h("tr", null, h("th", null, h("a", { href: href("slo", name, { region: "" }), text: name })),
+      var wg = worstGroup(name, groups, by);
+      tb.appendChild(h("tr", null, h("th", null, h("a", { href: href("slo", name, { region: wg ? wg.group : "" }), text: name })),
         groups.map(function (g) {
           var s = by[name + "\u0000" + g];
+          if (g === "" && (!s || !s.has_data)) {
+            // A grouped SLO has no "(all)" status of its own: show its worst
+            // region, linked, rather than "no data".
+            var w = worstGroup(name, groups, by);
+            if (w) {
+              var wb = w.burn_rates ? w.burn_rates["1h"] : null;
+              return h("td", { class: "cell " + budgetClass(w), "data-testid": "worst-" + name, title: name + ": worst region " + w.group + ", budget " + fmtPct(w.error_budget_remaining, 1) },
+                h("a", { href: href("slo", name, { region: w.group }), text: "worst " + w.group + ": " + fmtPct(w.error_budget_remaining, 0) + (wb === null || wb === undefined ? "" : " · " + wb.toFixed(1) + "×") }));
+            }
+          }
           if (!s) return h("td", { class: "cell c-none", text: "" });
           var burn = s.burn_rates ? s.burn_rates["1h"] : null;
           var label = s.has_data ? fmtPct(s.error_budget_remaining, 0) + " · " + (burn === null || burn === undefined ? "–" : burn.toFixed(1) + "×") : "no data";
@@ -319,7 +343,7 @@
   function firingAlerts(r) {
     if (!r.ok) return missing(r) ? empty("The alerting API is not enabled.", "Configure the alerting section (Alertmanager URL) to see live alerts here; past alert events are on the Alerts page.") : failed(r, "Alerts");
     var list = alertItems(r.data).filter(function (a) { return (a.status || a.state) === "firing"; });
-    if (!list.length) return empty("No alert is firing.");
+    if (!list.length) return empty("No alert is firing.", "Burn-rate pages and tickets appear here while they fire; past alerts are on the Alerts page.");
     return h("table", null, h("tbody", null, list.map(function (a) {
       var l = a.labels || {};
       return h("tr", null, h("td", null, chip("firing")), h("td", { text: l.alertname || "" }),
@@ -347,7 +371,7 @@
   function runList(r, actions) {
     if (!r.ok) return missing(r) ? empty("The runbooks API is not enabled.", "Configure the runbooks section (runbook files and their DNS, BGP or webhook actions) to run and approve remediations.") : failed(r, "Runbook runs");
     var runs = runItems(r.data);
-    if (!runs.length) return empty(actions ? "No run is waiting for approval." : "No runbook run in memory yet.", actions ? null : "Runs start when an alert matches a runbook trigger, or manually (POST /api/v1/runbooks/{name}/run).");
+    if (!runs.length) return empty(actions ? "No run is waiting for approval." : "No runbook run yet.", actions ? null : "Runs start when an alert matches a runbook trigger, or manually (POST /api/v1/runbooks/{name}/run).");
     if (actions) {
       // Compact: every run here waits for approval.
       return h("table", { "data-testid": "runs" }, h("thead", null, h("tr", null, ["Run", "Runbook", "Group", "Since", ""].map(function (x) { return h("th", { text: x }); }))),
@@ -473,13 +497,24 @@
     }
     return [14.4, 6, 3, 1];
   }
+  // rule names the burn-rate rule of an SLO alert: its long and short
+  // windows (labels of Meridian's alerts), so that two pages for one region
+  // say which rule fired.
+  function alertRule(e) {
+    var l = e.labels || {};
+    return l.long_window ? l.long_window + " / " + (l.short_window || "–") : "";
+  }
   function alertEventTable(evs) {
-    if (!evs.length) return empty("No alert in this range.", "SLO alerts are raised by the burn-rate policy; Alertmanager can also send alerts to Meridian's webhook.");
-    return h("table", { "data-testid": "alert-events" }, h("thead", null, h("tr", null, ["Time", "Status", "Alert", "SLO", "Region", "Severity", "Summary"].map(function (x) { return h("th", { text: x }); }))),
+    if (!evs.length) return empty("No alert in this range.", "SLO alerts are raised by the burn-rate policy; Alertmanager can also send alerts to Meridian's webhook. Widen the range to see older ones.");
+    return h("table", { "data-testid": "alert-events", class: "fixed" }, h("colgroup", null, [9, 6, 10, 10, 7, 6, 8, 44].map(function (w) { return h("col", { style: { width: w + "%" } }); })),
+      h("thead", null, h("tr", null, ["Time", "Status", "Alert", "SLO", "Region", "Severity", "Rule (long / short)", "Summary"].map(function (x) { return h("th", { text: x }); }))),
       h("tbody", null, evs.map(function (e) {
-        return h("tr", null, h("td", { text: fmtTime(e.time) }), h("td", null, chip(e.status)), h("td", { text: e.alertname }),
-          h("td", null, e.slo ? h("a", { href: href("slo", e.slo, { region: (e.labels && e.labels.region) || "" }), text: e.slo }) : ""),
-          h("td", { text: (e.labels && (e.labels.region || e.labels.group)) || "" }), h("td", { text: e.severity }), h("td", { class: "wrap", text: e.summary || "" }));
+        var detail = e.description || e.summary || "";
+        return h("tr", null, h("td", { class: "wrap", text: fmtTime(e.time) }), h("td", null, chip(e.status)), h("td", { class: "clip", title: e.alertname, text: e.alertname }),
+          h("td", { class: "clip" }, e.slo ? h("a", { href: href("slo", e.slo, { region: (e.labels && e.labels.region) || "" }), title: e.slo, text: e.slo }) : ""),
+          h("td", { class: "clip", text: (e.labels && (e.labels.region || e.labels.group)) || "" }), h("td", { text: e.severity }),
+          h("td", { "data-testid": "alert-rule", text: alertRule(e) }),
+          h("td", { class: "wrap", title: detail, text: e.summary || "" }, e.description ? h("div", { class: "hint", text: e.description }) : null));
       })));
   }
 
@@ -532,7 +567,7 @@
   };
 
   function topTable(items, valueKey, fmt, keyLink) {
-    if (!items.length) return empty("Nothing in this range.");
+    if (!items.length) return empty("Nothing in this range.", "Widen the time range or clear the filters.");
     var max = items[0][valueKey] || 1;
     return h("table", null, h("tbody", null, items.map(function (it) {
       var bar = h("div", { class: "bar", style: { width: Math.max(1, Math.round(100 * it[valueKey] / max)) + "%" } });
@@ -642,7 +677,7 @@
     ]);
   };
   function timeline(items, from, to) {
-    if (!items.length) return empty("Nothing happened in this range.");
+    if (!items.length) return empty("Nothing happened in this range.", "Widen the time range to see older events.");
     var f = new Date(from).getTime(), t = new Date(to).getTime(), span = Math.max(1, t - f), rows = {};
     items.forEach(function (it) { (rows[it.key] = rows[it.key] || []).push(it); });
     return h("table", { "data-testid": "timeline" }, h("tbody", null, Object.keys(rows).sort().map(function (k) {
@@ -727,7 +762,7 @@
     view.appendChild(h("p", null, h("a", { href: href("runs", "", {}), text: "← all runs" })));
     return get("/api/v1/runbooks/runs/" + encodeURIComponent(id)).then(function (r) {
       if (seq !== renderSeq) return;
-      if (!r.ok) { view.appendChild(r.status === 404 ? empty("No run " + id + ".", "Runs are kept in memory by the runbooks component.") : failed(r, "Run")); return; }
+      if (!r.ok) { view.appendChild(r.status === 404 ? empty("No run " + id + ".", "It may be older than what the runbooks component keeps; the Runs page lists every run it knows.") : failed(r, "Run")); return; }
       var run = r.data;
       view.appendChild(h("h1", null, "Run ", h("span", { text: run.id }), " ", chip(run.state)));
       var info = h("dl", { class: "kv" },
@@ -745,9 +780,9 @@
       var grid = h("div", { class: "grid" });
       append(grid, [card("Run", [info, actions ? h("p", null, actions) : null, note]),
         card("Steps", (run.steps || []).length ? h("table", { "data-testid": "steps" }, h("thead", null, h("tr", null, ["Step", "Kind", "Call", "State", "Detail"].map(function (x) { return h("th", { text: x }); }))),
-          h("tbody", null, run.steps.map(function (s) { return h("tr", null, h("td", { text: s.name }), h("td", { text: s.kind }), h("td", { class: "wrap", text: s.call }), h("td", null, chip(s.state)), h("td", { class: "wrap", text: s.detail || "" })); }))) : empty("No step planned.")),
+          h("tbody", null, run.steps.map(function (s) { return h("tr", null, h("td", { text: s.name }), h("td", { text: s.kind }), h("td", { class: "wrap", text: s.call }), h("td", null, chip(s.state)), h("td", { class: "wrap", text: s.detail || "" })); }))) : empty("No step planned.", "The runbook's steps did not apply to this alert's labels; check the runbook with meridian runbook plan.")),
         card("Audit log", (run.audit || []).length ? h("table", { "data-testid": "audit" }, h("thead", null, h("tr", null, ["Time", "Kind", "Decision", "Actor", "Detail"].map(function (x) { return h("th", { text: x }); }))),
-          h("tbody", null, run.audit.map(function (a) { return h("tr", null, h("td", { text: fmtTime(a.time) }), h("td", { text: a.kind }), h("td", { text: a.decision }), h("td", { text: a.actor }), h("td", { class: "wrap", text: a.detail })); }))) : empty("No audit record."), true)]);
+          h("tbody", null, run.audit.map(function (a) { return h("tr", null, h("td", { text: fmtTime(a.time) }), h("td", { text: a.kind }), h("td", { text: a.decision }), h("td", { text: a.actor }), h("td", { class: "wrap", text: a.detail })); }))) : empty("No audit record.", "Every decision about this run (plan, approval, each step) is recorded here as it happens."), true)]);
       view.appendChild(grid);
     });
   };
