@@ -446,6 +446,14 @@ func TestDashboardInBrowser(t *testing.T) {
 			for _, sp := range spans {
 				min, _ := sp[1].(float64)
 				max, _ := sp[2].(float64)
+				if sp[0] == "budget" {
+					// The burn-down goes past now with the forecast (checked below).
+					if min < now-week-300 || min > now-week+300 || max < now-300 {
+						t.Errorf("%s burn-down spans %s … %s; want from 7 days ago to now or later", page,
+							time.Unix(int64(min), 0).UTC().Format(time.RFC3339), time.Unix(int64(max), 0).UTC().Format(time.RFC3339))
+					}
+					continue
+				}
 				if d := max - min; d < week-120 || d > week+120 {
 					t.Errorf("%s chart %v spans %.0f s (%s … %s); want the 7 days selected", page, sp[0], d,
 						time.Unix(int64(min), 0).UTC().Format(time.RFC3339), time.Unix(int64(max), 0).UTC().Format(time.RFC3339))
@@ -508,6 +516,41 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		if txt := b.eval(`document.querySelector("[data-testid=slo-matrix]").innerText`); strings.Contains(txt, "no data") {
 			t.Errorf("the overview matrix says \"no data\" for an SLO with data per region:\n%s", txt)
+		}
+	})
+
+	// #16: a grouped SLO opened on "(all)" shows every region at once,
+	// worst first, as an overlay or as small multiples; the burn-down of a
+	// burning region draws its forecast to exhaustion.
+	t.Run("grouped SLO shows every region and the forecast", func(t *testing.T) {
+		b.t = t
+		b.open(base + "#/slo/checkout-latency?range=6h")
+		regions := b.eval(`Array.from(document.querySelectorAll("[data-testid=every-region] tbody tr")).map(r => r.cells[0].textContent).join(",")`)
+		if !strings.HasPrefix(regions, "eu-west,") || strings.Count(regions, ",") != 2 {
+			t.Errorf("every-region table lists %q; want the 3 regions, eu-west (burning) first", regions)
+		}
+		for _, c := range []string{"every-budget", "every-burn"} {
+			if n := b.evalInt(`(function(){var e=document.querySelector(".chart[data-chart=` + c + `]");return e&&e.uplot?e.uplot.series.length-1:0})()`); n != 3 {
+				t.Errorf("chart %s has %d region series; want 3", c, n)
+			}
+		}
+		b.screenshot("26-slo-every-region")
+		before := b.rendered()
+		b.do(chromedp.Click(`a[data-action=multiples]`))
+		b.rerendered(before)
+		if n := b.evalInt(`document.querySelectorAll(".chart[data-chart^=every-]").length`); n != 3 {
+			t.Errorf("%d small multiples; want one per region (3)", n)
+		}
+		b.screenshot("27-slo-small-multiples")
+
+		b.open(base + "#/slo/checkout-latency?region=eu-west&range=7d")
+		note := b.eval(`(function(){var e=document.querySelector("[data-testid=tte-note]");return e?e.textContent:""})()`)
+		if !strings.Contains(note, "exhausted in") {
+			t.Errorf("burn-down note %q; want the forecast's time to exhaustion", note)
+		}
+		ahead := b.evalInt(`Math.round(document.querySelector(".chart[data-chart=budget]").uplot.scales.x.max - Date.now()/1000)`)
+		if ahead < 3600 {
+			t.Errorf("the burn-down ends %d s after now; want the forecast drawn hours ahead (budget 18%%, burning 16×)", ahead)
 		}
 	})
 

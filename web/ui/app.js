@@ -433,7 +433,8 @@
     var sliCard = card("SLI history", h("p", { text: "Loading…" }));
     var alertsCard = card("Alerts of this SLO", h("p", { text: "Loading…" }));
     var runsCard = card("Runbook runs of this SLO", h("p", { text: "Loading…" }));
-    append(grid, [stateCard, budgetCard, burnCard, sliCard, alertsCard, runsCard]);
+    var policyCard = card("Error budget policy", h("p", { text: "Loading…" }));
+    append(grid, [stateCard, policyCard, budgetCard, burnCard, sliCard, alertsCard, runsCard]);
     return Promise.all([get("/api/v1/slos/" + encodeURIComponent(name) + "/history", q), get("/api/v1/slos/" + encodeURIComponent(name)),
       get("/api/v1/alert-events", (function () { var x = common([]); x.set("slo", name); return x; })()), get("/api/v1/runbooks/runs")]).then(function (rs) {
       if (seq !== renderSeq) return;
@@ -457,12 +458,20 @@
         h("dt", { text: "Burn rate (1 h)" }), h("dd", { text: burn1h === null || burn1h === undefined ? "–" : burn1h.toFixed(2) + "×" }),
         h("dt", { text: "Time to exhaustion" }), h("dd", { "data-testid": "tte", text: tte === null || tte === undefined ? (budget !== null && budget <= 0 ? "exhausted" : "not burning") : fmtDur(tte) })),
         !status && !missing(live) ? null : h("p", { class: "legend-note", text: status ? "Live status from the SLO evaluator." : "Forecast computed from the recorded history (the live SLO API is not enabled)." })]);
-      if (!d.t.length) {
+      var perRegion = d.groups.some(function (g) { return g; }) && !d.group;
+      if (perRegion) {
+        // Measured per region: the region charts above say it all.
+        [budgetCard, burnCard, sliCard].forEach(function (c) { c.remove(); });
+      } else if (!d.t.length) {
         var e = empty("No status recorded for this SLO in this range.", "The evaluator writes slo_status every cycle once the SLO is configured; pick a longer range or check the SLO name.");
         [budgetCard, burnCard, sliCard].forEach(function (c) { replaceBody(c, e.cloneNode(true)); });
       } else {
         var be = chartEl("budget"); replaceBody(budgetCard, be);
-        lineChart(be, "", d.t, [d.error_budget_remaining.map(function (v) { return v === null ? null : v * 100; })], ["budget %"], ["#2e9d57"], "%", null, null, span(d));
+        var fc = forecastLine(d, budget, tte, span(d));
+        lineChart(be, "", fc.t, [fc.budget, fc.proj], ["budget %", "forecast at the 1 h burn"], ["#2e9d57", "#cf3a3a"], "%", null, function (o) {
+          o.series[2].dash = [6, 4]; o.series[2].width = 1.5; o.series[2].points = { show: true }; o.series[2].spanGaps = true;
+        }, fc.span);
+        if (fc.note) append(budgetCard, h("p", { class: "legend-note", "data-testid": "tte-note", text: fc.note }));
         var ws = Object.keys(d.burn_rates).filter(function (w) { return w !== "window"; });
         var bc = chartEl("burn"); replaceBody(burnCard, [bc, h("p", { class: "legend-note", text: "Dashed lines: page at 14.4× (1 h/5 m) and 6× (6 h/30 m); ticket at 3× (1 d/2 h) and 1× (3 d/6 h)." })]);
         var thr = thresholds(status);
@@ -475,13 +484,110 @@
         lineChart(se, "", d.t, [d.sli.map(function (v) { return v === null ? null : v * 100; }), d.t.map(function () { return d.objective === null ? null : d.objective * 100; })],
           ["SLI %", "objective"], ["#1f5fbf", "#cf3a3a"], "%", null, null, span(d));
       }
+      replaceBody(policyCard, policyView(status, live));
+      var pending = null;
+      var regions = d.groups.filter(function (g) { return g; });
+      if (perRegion) {
+        // A grouped SLO on "(all)": every region at once.
+        var every = card("Every region", h("p", { text: "Loading…" }), true);
+        grid.insertBefore(every, alertsCard);
+        pending = everyRegion(every, name, q, regions, live, seq);
+      }
       var ev = rs[2];
       replaceBody(alertsCard, ev.ok ? alertEventTable(ev.data.events || []) : failed(ev, "Alerts"));
       var runs = rs[3];
       if (runs.ok) runs = { ok: true, status: 200, data: { runs: runItems(runs.data).filter(function (x) { return x.slo === name; }) } };
       replaceBody(runsCard, runList(runs, false));
+      return pending;
     });
   };
+  // forecastLine extends the burn-down past now with the forecast: from the
+  // last budget point, falling at the current 1 h burn rate, drawn up to the
+  // time of exhaustion when it comes within one more range length, else to
+  // that horizon. The chart's x axis then runs from the selected range's
+  // start to the end of the forecast (the one time chart that goes past
+  // now, and only when the budget burns).
+  function forecastLine(d, budget, tte, sp) {
+    var b = d.error_budget_remaining.map(function (v) { return v === null ? null : v * 100; });
+    var out = { t: d.t.slice(), budget: b, proj: d.t.map(function () { return null; }), span: sp, note: "" };
+    if (tte === null || tte === undefined || !(budget > 0) || !d.t.length) return out;
+    var last = -1;
+    for (var i = d.t.length - 1; i >= 0; i--) if (b[i] !== null) { last = i; break; }
+    if (last < 0) return out;
+    var t0 = d.t[last], b0 = b[last], horizon = Math.min(tte, sp.to - sp.from);
+    out.proj[last] = b0;
+    out.t.push(t0 + horizon); out.budget.push(null); out.proj.push(Math.max(0, b0 * (1 - horizon / tte)));
+    out.span = { from: sp.from, to: Math.max(sp.to, t0 + horizon), step: sp.step };
+    out.note = "Dashed: the forecast — at the current 1 h burn rate the budget is exhausted in " + fmtDur(tte) +
+      (horizon < tte ? " (beyond this chart's horizon)." : ".");
+    return out;
+  }
+  // policyView says the SLO's burn-rate policy in words, with each
+  // condition's current burns and state.
+  function policyView(status, live) {
+    var conds = (status && status.alerts) || [];
+    if (!conds.length) return missing(live) ? empty("The live SLO API is not enabled.", "Run the SLO evaluator (the slo section) to see its alert rules and their current values.")
+      : empty("No alert rule for this region.", "Alert rules come from the SLO's alerting policy (slo files: alerting.rules, or the default multi-window policy).");
+    var fx = function (v) { return v === null || v === undefined ? "no data" : v.toFixed(2) + "×"; };
+    return [h("ul", { "data-testid": "policy" }, conds.map(function (c) {
+      return h("li", null, h("b", { text: c.severity === "page" ? "Pages" : c.severity === "ticket" ? "Opens a ticket" : "Alerts (" + c.severity + ")" }),
+        " when the " + c.long_window + " burn > " + c.factor + "× and the " + c.short_window + " burn > " + c.factor + "×. Now: " +
+        c.long_window + " " + fx(c.long_burn) + ", " + c.short_window + " " + fx(c.short_burn) + " — ", chip(c.firing ? "firing" : c.state === "no_data" ? "pending" : "ok"),
+        c.firing ? " since " + fmtTime(c.since) : "");
+    })), h("p", { class: "legend-note", text: "A burn rate of 1× spends exactly the error budget over the SLO window." })];
+  }
+  // everyRegion draws each region's budget and 1 h burn on shared axes, with
+  // a table of their current state; a row links to that region.
+  function everyRegion(el, name, q, regions, live, seq) {
+    return Promise.all(regions.map(function (g) {
+      var gq = new URLSearchParams(q.toString()); gq.set("region", g);
+      return get("/api/v1/slos/" + encodeURIComponent(name) + "/history", gq);
+    })).then(function (rs) {
+      if (seq !== renderSeq) return;
+      var ok = rs.filter(function (r) { return r.ok && r.data; });
+      if (!ok.length) { replaceBody(el, failed(rs[0], "Region history")); return; }
+      var ts = [];
+      ok.forEach(function (r) { r.data.t.forEach(function (x) { if (ts.indexOf(x) < 0) ts.push(x); }); });
+      ts.sort(function (a, b) { return a - b; });
+      var col = function (r, f) { var m = {}; r.data.t.forEach(function (x, i) { m[x] = f(r.data, i); }); return ts.map(function (x) { return m[x] === undefined ? null : m[x]; }); };
+      var budgets = ok.map(function (r) { return col(r, function (d, i) { var v = d.error_budget_remaining[i]; return v === null ? null : v * 100; }); });
+      var burns = ok.map(function (r) { return col(r, function (d, i) { return d.burn_rates["1h"] ? d.burn_rates["1h"][i] : null; }); });
+      var labels = ok.map(function (r) { return r.data.group; });
+      var sp = span(ok[0].data);
+      var rows = ok.map(function (r) {
+        var st = liveStatus(live, r.data.group), last = function (a) { for (var i = a.length - 1; i >= 0; i--) if (a[i] !== null) return a[i]; return null; };
+        var b = st ? st.error_budget_remaining : last(r.data.error_budget_remaining), bu = st && st.burn_rates ? st.burn_rates["1h"] : last(r.data.burn_rates["1h"] || []);
+        var firing = st ? (st.alerts || []).filter(function (c) { return c.firing; }).map(function (c) { return c.severity + " " + c.long_window + "/" + c.short_window; }) : [];
+        return { g: r.data.group, b: b, bu: bu, firing: firing };
+      });
+      rows.sort(function (a, b) { return (a.b === null ? 2 : a.b) - (b.b === null ? 2 : b.b); });
+      var table = h("table", { "data-testid": "every-region" }, h("thead", null, h("tr", null, ["Region", "Budget remaining", "Burn 1 h", "Firing"].map(function (x) { return h("th", { text: x }); }))),
+        h("tbody", null, rows.map(function (x) {
+          return h("tr", null, h("td", null, h("a", { href: href("slo", name, { region: x.g }), text: x.g })), h("td", { text: fmtPct(x.b, 1) }),
+            h("td", { text: x.bu === null || x.bu === undefined ? "–" : x.bu.toFixed(2) + "×" }), h("td", { text: x.firing.join(", ") || "–" }));
+        })));
+      var mode = route().params.get("view") === "multiples" ? "multiples" : "overlay";
+      var toggle = h("p", { class: "legend-note" }, "Show: ",
+        mode === "overlay" ? h("b", { text: "overlay" }) : h("a", { href: href("slo", name, { region: "", view: "" }), text: "overlay" }), " · ",
+        mode === "multiples" ? h("b", { text: "small multiples" }) : h("a", { href: href("slo", name, { region: "", view: "multiples" }), "data-action": "multiples", text: "small multiples" }));
+      var charts = [];
+      if (mode === "overlay") {
+        var bEl = chartEl("every-budget"), rEl = chartEl("every-burn");
+        charts = [h("h3", { text: "Error budget remaining" }), bEl, h("h3", { text: "Burn rate (1 h)" }), rEl];
+        replaceBody(el, [table, toggle].concat(charts));
+        lineChart(bEl, "", ts, budgets, labels, palette, "%", null, null, sp);
+        lineChart(rEl, "", ts, burns, labels, palette, "×", null, function (o) { o.scales.y = { distr: 3 }; }, sp);
+      } else {
+        var wrap = h("div", { class: "grid3" });
+        replaceBody(el, [table, toggle, wrap]);
+        labels.forEach(function (g, i) {
+          var c = chartEl("every-" + g);
+          append(wrap, h("div", null, h("h3", null, h("a", { href: href("slo", name, { region: g }), text: g })), c));
+          lineChart(c, "", ts, [budgets[i]], ["budget %"], [palette[i % palette.length]], "%", null, function (o) { o.height = 140; }, sp);
+        });
+      }
+    });
+  }
   function liveStatus(r, group) {
     if (!r.ok || !r.data) return null;
     var list = Array.isArray(r.data) ? r.data : r.data.statuses || r.data.groups || (r.data.slo ? [r.data] : []);
