@@ -15,6 +15,7 @@ import (
 
 func (s *Server) mountSLOData() {
 	s.Mount("GET /api/v1/slo-status", Viewer, s.dataHandler(s.sloLatest))
+	s.Mount("GET /api/v1/slo-status/sparklines", Viewer, s.dataHandler(s.sloSparklines))
 	s.Mount("GET /api/v1/slos/{name}/history", Viewer, s.dataHandler(s.sloHistory))
 	s.Mount("GET /api/v1/alert-events", Viewer, s.dataHandler(s.alertEvents))
 }

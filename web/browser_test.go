@@ -514,6 +514,26 @@ func TestDashboardInBrowser(t *testing.T) {
 		if !strings.HasPrefix(worst, "worst eu-west") || !strings.Contains(worst, "region=eu-west") {
 			t.Errorf(`the "(all)" cell of checkout-latency is %q; want its worst region eu-west, linked`, worst)
 		}
+		// Sparklines: 24 h of 1 h burn per cell; the seed covers 6 h in
+		// 5-minute evaluations, i.e. 12 of the 48 half-hour points.
+		spark := b.eval(`JSON.stringify(Array.from(document.querySelectorAll("[data-testid=slo-matrix] svg.spark")).map(e => [e.getAttribute("aria-label"), +e.getAttribute("data-points"), e.querySelectorAll("polyline").length]))`)
+		var sparks [][3]any
+		must(t, json.Unmarshal([]byte(spark), &sparks))
+		found := false
+		for _, sp := range sparks {
+			if strings.Contains(sp[0].(string), "checkout-latency in eu-west") {
+				found = true
+				if pts := sp[1].(float64); pts < 12 || pts > 14 {
+					t.Errorf("eu-west sparkline has %v points; want the 12-13 half hours of the 6 h seed", pts)
+				}
+				if sp[2].(float64) < 1 {
+					t.Errorf("eu-west sparkline draws no line")
+				}
+			}
+		}
+		if !found || len(sparks) < 6 {
+			t.Errorf("sparklines %s; want one per SLO and region (6), including checkout-latency in eu-west", spark)
+		}
 		if txt := b.eval(`document.querySelector("[data-testid=slo-matrix]").innerText`); strings.Contains(txt, "no data") {
 			t.Errorf("the overview matrix says \"no data\" for an SLO with data per region:\n%s", txt)
 		}

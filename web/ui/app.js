@@ -271,7 +271,9 @@
     var probeCard = card("Probe paths: median RTT and loss, source region → target region", h("p", { text: "Loading…" }), true);
     append(grid, [sloCard, alertCard, runCard, agentCard, probeCard]);
     return Promise.all([
-      get("/api/v1/slo-status", q).then(function (r) { if (seq === renderSeq) replaceBody(sloCard, sloMatrix(r)); }),
+      Promise.all([get("/api/v1/slo-status", q), get("/api/v1/slo-status/sparklines", (function () {
+        var x = new URLSearchParams(); if (q.get("region")) x.set("region", q.get("region")); x.set("range", "24h"); return x;
+      })())]).then(function (rs) { if (seq === renderSeq) replaceBody(sloCard, sloMatrix(rs[0], rs[1])); }),
       get("/api/v1/alerts").then(function (r) { if (seq === renderSeq) replaceBody(alertCard, firingAlerts(r)); }),
       get("/api/v1/runbooks/runs", new URLSearchParams({ state: "awaiting_approval" })).then(function (r) { if (seq === renderSeq) replaceBody(runCard, runList(r, true)); }),
       get("/api/v1/agents").then(function (r) { if (seq === renderSeq) replaceBody(agentCard, agentTable(r, true)); }),
@@ -300,7 +302,30 @@
     });
     return worst;
   }
-  function sloMatrix(r) {
+  // sparkline draws values (null: gap) as a small SVG line, the y axis from
+  // 0 to max(values, floor); a dashed line marks the page threshold when it
+  // is within the scale.
+  var svgNS = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs) { var e = document.createElementNS(svgNS, tag); Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); }); return e; }
+  function sparkline(values, floor, mark, title) {
+    var w = 96, ht = 22, max = floor;
+    values.forEach(function (v) { if (v !== null && v > max) max = v; });
+    var el = svg("svg", { width: w, height: ht, viewBox: "0 0 " + w + " " + ht, class: "spark", role: "img", "aria-label": title, "data-points": String(values.filter(function (v) { return v !== null; }).length) });
+    var y = function (v) { return (ht - 2 - (ht - 4) * Math.min(v, max) / max).toFixed(1); };
+    if (mark && mark <= max) el.appendChild(svg("line", { x1: 0, x2: w, y1: y(mark), y2: y(mark), class: "spark-mark" }));
+    var run = [];
+    var flush = function () { if (run.length > 1) el.appendChild(svg("polyline", { points: run.join(" "), class: "spark-line" })); else if (run.length === 1) { var xy = run[0].split(","); el.appendChild(svg("circle", { cx: xy[0], cy: xy[1], r: 1.5, class: "spark-dot" })); } run = []; };
+    values.forEach(function (v, i) {
+      if (v === null) { flush(); return; }
+      run.push((values.length > 1 ? i * (w - 2) / (values.length - 1) + 1 : w / 2).toFixed(1) + "," + y(v));
+    });
+    flush();
+    var t = document.createElementNS(svgNS, "title"); t.textContent = title; el.appendChild(t);
+    return el;
+  }
+  function sloMatrix(r, spark) {
+    var lines = {};
+    if (spark && spark.ok && spark.data) (spark.data.series || []).forEach(function (x) { lines[x.slo + "\u0000" + x.group] = x.burn; });
     if (!r.ok) return missing(r) ? empty("No SLO status available.", "The SLO history endpoint is not served: " + errText(r)) : failed(r, "SLO status");
     var st = r.data.statuses || [];
     if (!st.length) return empty("No SLO status yet.", "Define SLOs (the slo section of the configuration, SLO files or OpenSLO) and let the evaluator run: it records one status per SLO and region every cycle.");
@@ -332,12 +357,13 @@
           if (!s) return h("td", { class: "cell c-none", text: "" });
           var burn = s.burn_rates ? s.burn_rates["1h"] : null;
           var label = s.has_data ? fmtPct(s.error_budget_remaining, 0) + " · " + (burn === null || burn === undefined ? "–" : burn.toFixed(1) + "×") : "no data";
+          var ln = lines[name + "\u0000" + g];
           return h("td", { class: "cell " + budgetClass(s), title: name + " in " + g + ": budget " + fmtPct(s.error_budget_remaining, 1) + ", burn 1h " + (burn === null || burn === undefined ? "–" : burn.toFixed(2)) + (s.firing && s.firing.length ? ", firing " + s.firing.join(", ") : "") },
-            h("a", { href: href("slo", name, { region: g }), text: label }));
+            h("a", { href: href("slo", name, { region: g }) }, h("span", { text: label }), ln ? sparkline(ln, 2, 14.4, "1 h burn rate of " + name + " in " + (g || "(all)") + " over the last 24 h") : null));
         })));
     });
     t.appendChild(tb);
-    return [t, h("p", { class: "legend-note", text: "Cell: error budget remaining · burn rate over 1 h. Green: healthy; amber: under 25 % budget or burning ≥3×; red: exhausted or burning ≥14.4×; grey: no data." })];
+    return [t, h("p", { class: "legend-note", text: "Cell: error budget remaining · burn rate over 1 h, with the 1 h burn over the last 24 h (dashed: the 14.4× page threshold when in scale). Green: healthy; amber: under 25 % budget or burning ≥3×; red: exhausted or burning ≥14.4×; grey: no data. Click a cell for that SLO and region." })];
   }
   function alertItems(data) { return Array.isArray(data) ? data : (data && (data.alerts || data.data)) || []; }
   function firingAlerts(r) {
