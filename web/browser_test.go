@@ -574,6 +574,36 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	})
 
+	// #16: a run reads as a timeline, each event linking to the SLO as it
+	// was at that moment (the charts end there).
+	t.Run("run page is a timeline with the SLO at each moment", func(t *testing.T) {
+		b.t = t
+		b.open(base + "#/run/" + runEU)
+		kinds := b.eval(`Array.from(document.querySelectorAll("[data-testid=run-timeline] li")).map(e => e.getAttribute("data-kind")).join(",")`)
+		for _, want := range []string{"trigger", "approval"} { // guardrails and steps follow the approval
+			if !strings.Contains(kinds, want) {
+				t.Errorf("timeline kinds %q lack %q", kinds, want)
+			}
+		}
+		if !strings.HasPrefix(kinds, "trigger") {
+			t.Errorf("timeline %q does not start with the alert (trigger)", kinds)
+		}
+		link := b.eval(`(function(){var a=document.querySelector("[data-testid=run-timeline] li a");return a?a.getAttribute("href"):""})()`)
+		if !strings.Contains(link, "until=") || !strings.Contains(link, "region=eu-west") {
+			t.Fatalf("timeline SLO link %q; want the SLO in eu-west until that moment", link)
+		}
+		b.screenshot("28-run-timeline")
+		b.open(base + link)
+		if b.evalInt(`document.querySelectorAll("[data-testid=until]").length`) != 1 {
+			t.Error("the SLO page does not say it shows a past range")
+		}
+		until := b.evalInt(`Math.round(Date.parse(new URLSearchParams(location.hash.split("?")[1]).get("until"))/1000)`)
+		end := b.evalInt(`Math.round(document.querySelector(".chart[data-chart=sli]").uplot.scales.x.max)`)
+		if d := end - until; d < -60 || d > 60 {
+			t.Errorf("the SLI chart ends %d s from the linked moment; want it to end there", d)
+		}
+	})
+
 	t.Run("filters change what is shown", func(t *testing.T) {
 		b.t = t
 		b.open(base + "#/probes?range=6h")

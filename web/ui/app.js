@@ -82,9 +82,20 @@
     return "#/" + page + (arg ? "/" + encodeURIComponent(arg) : "") + (qs ? "?" + qs : "");
   }
   function setParam(k, v) { location.hash = href(route().page, route().arg, (function () { var o = {}; o[k] = v; return o; })()); }
+  // until (RFC 3339, in the route) moves the range back in time: the range
+  // picked then ends at that moment (the run timeline links to the SLO "as
+  // it was" at each step).
+  function untilSec() {
+    var u = route().params.get("until"), t = u ? Date.parse(u) : NaN;
+    return isNaN(t) ? null : t / 1000;
+  }
   function common(extra) {
     var p = route().params, q = new URLSearchParams();
-    q.set("range", p.get("range") || "6h");
+    var until = untilSec();
+    if (until !== null) {
+      q.set("from", new Date((until - rangeMs() / 1000) * 1000).toISOString().replace(/\.\d+Z$/, "Z"));
+      q.set("to", new Date(until * 1000).toISOString().replace(/\.\d+Z$/, "Z"));
+    } else q.set("range", p.get("range") || "6h");
     (extra || []).forEach(function (k) { if (p.get(k)) q.set(k, p.get(k)); });
     return q;
   }
@@ -140,7 +151,8 @@
   // answer's step_seconds tells where buckets are missing. Every time chart spans exactly this range,
   // whatever its data, until the user zooms in (drag) or out (double-click).
   function span(d) {
-    var to = d && d.to ? new Date(d.to).getTime() / 1000 : Date.now() / 1000;
+    var until = untilSec();
+    var to = d && d.to ? new Date(d.to).getTime() / 1000 : until !== null ? until : Date.now() / 1000;
     var from = to - rangeMs() / 1000;
     return { from: from, to: to, step: (d && d.step_seconds) || 0 };
   }
@@ -910,7 +922,7 @@
       var actions = decideButtons(run, render);
       var note = run.state === "awaiting_approval" && !canOperate() ? h("p", { class: "hint", text: "Only operators and admins may approve or cancel this run." }) : null;
       var grid = h("div", { class: "grid" });
-      append(grid, [card("Run", [info, actions ? h("p", null, actions) : null, note]),
+      append(grid, [card("Timeline", runTimeline(run), true), card("Run", [info, actions ? h("p", null, actions) : null, note]),
         card("Steps", (run.steps || []).length ? h("table", { "data-testid": "steps" }, h("thead", null, h("tr", null, ["Step", "Kind", "Call", "State", "Detail"].map(function (x) { return h("th", { text: x }); }))),
           h("tbody", null, run.steps.map(function (s) { return h("tr", null, h("td", { text: s.name }), h("td", { text: s.kind }), h("td", { class: "wrap", text: s.call }), h("td", null, chip(s.state)), h("td", { class: "wrap", text: s.detail || "" })); }))) : empty("No step planned.", "The runbook's steps did not apply to this alert's labels; check the runbook with meridian runbook plan.")),
         card("Audit log", (run.audit || []).length ? h("table", { "data-testid": "audit" }, h("thead", null, h("tr", null, ["Time", "Kind", "Decision", "Actor", "Detail"].map(function (x) { return h("th", { text: x }); }))),
@@ -918,6 +930,28 @@
       view.appendChild(grid);
     });
   };
+
+  // runTimeline reads the run's audit log as a story: the alert, the plan
+  // and its guardrails, the approval, each step with its DNS/BGP/webhook
+  // call and the answer, the verification, the undo or the restore — each
+  // with the time since the start and a link to the SLO as it was then.
+  var phases = { trigger: "Alert", guardrail: "Plan and guardrails", approval: "Approval", action: "Step", verify: "Verification",
+    undo: "Undo", restore: "Restore", escalate: "Escalation", cancel: "Cancel", state: "State", pause: "Pause", recover: "Restart recovery" };
+  function runTimeline(run) {
+    var recs = (run.audit || []).slice().sort(function (a, b) { return (a.seq || 0) - (b.seq || 0) || Date.parse(a.time) - Date.parse(b.time); });
+    if (!recs.length) return empty("No event recorded yet.", "The timeline fills in as the run goes: plan, approval, each step, verification, restore.");
+    var t0 = Date.parse(recs[0].time);
+    var bad = { failed: 1, blocked: 1, expired: 1, cancelled: 1, undo_failed: 1 };
+    return h("ol", { class: "run-timeline", "data-testid": "run-timeline" }, recs.map(function (a) {
+      var t = Date.parse(a.time), dt = Math.max(0, (t - t0) / 1000);
+      var cls = bad[a.decision] ? "bad" : a.decision === "ok" || a.decision === "approved" || a.decision === "allowed" || a.decision === "started" ? "ok" : "warn";
+      var slo = run.slo ? h("a", { class: "hint", href: href("slo", run.slo, { region: run.group || "", until: new Date(t + 1000).toISOString().replace(/\.\d+Z$/, "Z"), range: "6h" }), text: "SLO then" }) : null;
+      return h("li", { class: "tl-" + cls, "data-kind": a.kind },
+        h("span", { class: "tl-time", title: fmtTime(a.time), text: "+" + fmtDur(dt) }),
+        h("b", { text: phases[a.kind] || a.kind }), " ", chip(a.decision), a.actor && a.actor !== "meridian" ? " by " + a.actor : "", " ",
+        slo, h("div", { class: "tl-detail", text: a.detail || "" }));
+    }));
+  }
 
   // ---------- lifecycle ----------
   function render() {
@@ -928,6 +962,8 @@
     view.textContent = "";
     syncControls();
     var r = route(), page = pages[r.page];
+    if (untilSec() !== null) view.appendChild(h("p", { class: "filters-active", "data-testid": "until" }, "Showing the range ending at " + fmtTime(r.params.get("until")) + " · ",
+      h("a", { href: href(r.page, r.arg, { until: "" }), text: "back to now" })));
     if (!page) { view.appendChild(empty("No page " + r.page + ".", "Use the navigation above.")); return; }
     loadFilters();
     view.setAttribute("aria-busy", "true");
