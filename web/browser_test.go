@@ -224,7 +224,7 @@ func newBrowser(t *testing.T) *browser {
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 4*time.Minute)
+	ctx, cancelT := context.WithTimeout(ctx, 10*time.Minute)
 	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
 	b := &browser{t: t, ctx: ctx, dir: t.TempDir()}
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
@@ -726,7 +726,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Run("empty states say what to configure", func(t *testing.T) {
 		b.t = t
 		emptyConn, _ := chtest.DB(t)
-		es := startServer(t, emptyConn, t.TempDir(), nil)
+		es := startServer(t, emptyConn, t.TempDir(), func(s *Server) {
+			gd := timeline.Handler(func() driver.Conn { return emptyConn })
+			s.Mount("GET /api/v1/gamedays", Viewer, gd)
+			s.Mount("GET /api/v1/gamedays/{id}", Viewer, gd)
+		})
 		b.do(chromedp.Navigate("about:blank"), chromedp.Navigate(es.URL()+"/"), chromedp.WaitVisible(`#login`))
 		b.login(es.admin, es.adminP)
 		for route, want := range map[string]string{
@@ -781,6 +785,65 @@ func TestDashboardInBrowser(t *testing.T) {
 		if !strings.HasPrefix(b.eval(`location.hash`), "#/probes") {
 			t.Errorf("Enter on the Probes link went to %s", b.eval(`location.hash`))
 		}
+	})
+
+	// #16: every page at 1280 and 1920 px, on the seeded database and on an
+	// empty one: a screenshot each (kept under $MERIDIAN_SCREENSHOTS when
+	// set), no horizontal overflow, every time chart spanning the selected
+	// range by its own uPlot scale, every empty state saying what to do next.
+	t.Run("every page at 1280 and 1920, seeded and empty", func(t *testing.T) {
+		b.t = t
+		emptyConn, _ := chtest.DB(t)
+		es := startServer(t, emptyConn, t.TempDir(), func(s *Server) {
+			gd := timeline.Handler(func() driver.Conn { return emptyConn })
+			s.Mount("GET /api/v1/gamedays", Viewer, gd)
+			s.Mount("GET /api/v1/gamedays/{id}", Viewer, gd)
+		})
+		must(t, es.Users().Add("vic", RoleViewer, "viewer-password-1"))
+		routes := []string{"overview", "slo/checkout-latency?region=eu-west", "probes", "flows", "firewall", "alerts", "runs", "gamedays"}
+		for _, set := range []struct{ name, base string }{{"seeded", base}, {"empty", es.URL() + "/"}} {
+			if set.name == "empty" {
+				b.do(chromedp.Navigate("about:blank"), chromedp.Navigate(set.base), chromedp.WaitVisible(`#login`))
+				b.login("vic", "viewer-password-1")
+			}
+			for _, width := range []int64{1280, 1920} {
+				b.do(chromedp.EmulateViewport(width, 1000))
+				for _, route := range routes {
+					sep := "?"
+					if strings.Contains(route, "?") {
+						sep = "&"
+					}
+					b.open(set.base + "#/" + route + sep + "range=24h")
+					name := fmt.Sprintf("40-%s-%d-%s", set.name, width, strings.NewReplacer("/", "-", "?", "-", "=", "-", "&", "-").Replace(route))
+					b.screenshot(name)
+					if w := b.evalInt(`document.documentElement.scrollWidth`); w > int(width) {
+						t.Errorf("%s: page is %d px wide", name, w)
+					}
+					got := b.eval(`JSON.stringify(Array.from(document.querySelectorAll(".chart")).filter(e => e.uplot).map(e => [e.getAttribute("data-chart"), e.uplot.scales.x.min, e.uplot.scales.x.max]))`)
+					var spans [][3]any
+					must(t, json.Unmarshal([]byte(got), &spans))
+					if set.name == "seeded" && (route == "probes" || route == "flows" || route == "firewall") && len(spans) == 0 {
+						t.Errorf("%s: no time chart on seeded data", name)
+					}
+					for _, sp := range spans {
+						min, _ := sp[1].(float64)
+						max, _ := sp[2].(float64)
+						if d := max - min; sp[0] != "budget" && (d < 24*3600-120 || d > 24*3600+120) {
+							t.Errorf("%s: chart %v spans %.0f s; want the 24 h selected", name, sp[0], d)
+						}
+					}
+					if set.name == "empty" && len(spans) > 0 {
+						t.Errorf("%s: %d charts drawn on an empty database", name, len(spans))
+					}
+					// Every empty state says what it is and what to do next.
+					bare := b.eval(`Array.from(document.querySelectorAll("#view .empty")).filter(e => !e.querySelector("b") || !e.querySelector("div") || e.querySelector("div").textContent.trim() === "").map(e => e.textContent).join(" | ")`)
+					if bare != "" {
+						t.Errorf("%s: empty states without a next step: %s", name, bare)
+					}
+				}
+			}
+		}
+		b.do(chromedp.EmulateViewport(1280, 900))
 	})
 	b.t = t
 

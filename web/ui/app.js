@@ -135,7 +135,7 @@
   }
   function plot(el, opts, data) {
     el.setAttribute("data-points", String(countPoints(data)));
-    if (!window.uPlot) { el.appendChild(empty("chart library not loaded")); return; }
+    if (!window.uPlot) { el.appendChild(empty("chart library not loaded", "Reload the page; if it persists, the server's /ui/vendor files are missing (rebuild with make assets).")); return; }
     var width = Math.max(300, el.clientWidth || el.parentNode.clientWidth - 30);
     opts.width = width;
     opts.height = opts.height || 220;
@@ -409,7 +409,7 @@
   function runList(r, actions) {
     if (!r.ok) return missing(r) ? empty("The runbooks API is not enabled.", "Configure the runbooks section (runbook files and their DNS, BGP or webhook actions) to run and approve remediations.") : failed(r, "Runbook runs");
     var runs = runItems(r.data);
-    if (!runs.length) return empty(actions ? "No run is waiting for approval." : "No runbook run yet.", actions ? null : "Runs start when an alert matches a runbook trigger, or manually (POST /api/v1/runbooks/{name}/run).");
+    if (!runs.length) return empty(actions ? "No run is waiting for approval." : "No runbook run yet.", actions ? "Runs of runbooks that require approval wait here for an operator; nothing to do now." : "Runs start when an alert matches a runbook trigger, or manually (POST /api/v1/runbooks/{name}/run).");
     if (actions) {
       // Compact: every run here waits for approval.
       return h("table", { "data-testid": "runs" }, h("thead", null, h("tr", null, ["Run", "Runbook", "Group", "Since", ""].map(function (x) { return h("th", { text: x }); }))),
@@ -430,7 +430,7 @@
     if (!r.ok) return missing(r) ? empty("The agents API is not enabled.", "Enable the probes section (agent tokens and checks) and start meridian-agent on your vantage points.") : failed(r, "Agents");
     var list = agentItems(r.data);
     if (staleOnly) list = list.filter(function (a) { return a.stale || a.health === "stale" || a.healthy === false; });
-    if (!list.length) return empty(staleOnly ? "No stale agent." : "No agent has registered yet.", staleOnly ? null : "Start meridian-agent with an agent token; it appears here after its first report.");
+    if (!list.length) return empty(staleOnly ? "No stale agent." : "No agent has registered yet.", staleOnly ? "Every agent reported within its expected interval; the Probes page lists them all." : "Start meridian-agent with an agent token; it appears here after its first report.");
     return h("table", null, h("thead", null, h("tr", null, ["Agent", "Region", "Site", "Last report", "Health"].map(function (x) { return h("th", { text: x }); }))),
       h("tbody", null, list.map(function (a) {
         var health = a.health || (a.stale ? "stale" : a.registered === false ? "never reported" : (a.healthy === false ? "unhealthy" : "ok"));
@@ -469,7 +469,7 @@
     var budgetCard = card("Error budget remaining (burn-down)", h("p", { text: "Loading…" }));
     var burnCard = card("Burn rate per window, with alert thresholds", h("p", { text: "Loading…" }));
     var sliCard = card("SLI history", h("p", { text: "Loading…" }));
-    var alertsCard = card("Alerts of this SLO", h("p", { text: "Loading…" }));
+    var alertsCard = card("Alerts of this SLO", h("p", { text: "Loading…" }), true);
     var runsCard = card("Runbook runs of this SLO", h("p", { text: "Loading…" }));
     var policyCard = card("Error budget policy", h("p", { text: "Loading…" }));
     append(grid, [stateCard, policyCard, budgetCard, burnCard, sliCard, alertsCard, runsCard]);
