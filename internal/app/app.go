@@ -22,6 +22,7 @@ import (
 	"github.com/meridian-obs/meridian/collectors/flow"
 	"github.com/meridian-obs/meridian/collectors/vpc"
 	"github.com/meridian-obs/meridian/internal/gameday/timeline"
+	"github.com/meridian-obs/meridian/internal/kv"
 	"github.com/meridian-obs/meridian/internal/telemetry"
 	"github.com/meridian-obs/meridian/pipeline"
 	"github.com/meridian-obs/meridian/pipeline/store"
@@ -48,6 +49,9 @@ type App struct {
 	Cfg      Config
 	Log      *slog.Logger
 	Registry *prometheus.Registry
+	// State is the durable state store every component shares (see
+	// StateFile); opened by New, closed last by Stop.
+	State kv.Store
 
 	Store    *store.Store
 	Pipeline *pipeline.Pipeline
@@ -66,10 +70,20 @@ type App struct {
 
 func (a *App) add(name string, c Component) { a.components = append(a.components, named{name, c}) }
 
-// New builds every component; it does no I/O.
-func New(cfg Config, log *slog.Logger) (*App, error) {
-	a := &App{Cfg: cfg, Log: log, Registry: telemetry.NewRegistry()}
-	var err error
+// New builds every component. Its only I/O is opening the state store
+// (state_dir/state.db), which every component with durable state shares.
+func New(cfg Config, log *slog.Logger) (a *App, err error) {
+	a = &App{Cfg: cfg, Log: log, Registry: telemetry.NewRegistry()}
+	a.State, err = openState(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = a.State.Close()
+		}
+	}()
+	a.add("state", stateComponent{a.State})
 	a.Store, err = store.New(cfg.ClickHouse, store.Deps{Log: log, Registry: a.Registry, StateDir: cfg.StateDir})
 	if err != nil {
 		return nil, err
