@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/meridian-obs/meridian/internal/testutil/peer"
 	"github.com/meridian-obs/meridian/pipeline/chlocal"
 	"github.com/meridian-obs/meridian/pipeline/store"
 )
@@ -51,14 +51,10 @@ func Shutdown() {
 	}
 }
 
-// Unavailable skips or, under CI=true, fails the test.
+// Unavailable skips or, under CI=true, fails the test (see package peer).
 func Unavailable(t testing.TB, why string, args ...any) {
 	t.Helper()
-	msg := fmt.Sprintf(why, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and a required peer is unavailable: %s", msg)
-	}
-	t.Skipf("skipped (set CI=true to make this a failure): %s", msg)
+	peer.Unavailable(t, why, args...)
 }
 
 // Addr returns the address of the test ClickHouse, starting a private one
